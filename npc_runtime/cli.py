@@ -1,0 +1,269 @@
+"""The `npc-runtime` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _cast_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cast", help="cast folder")
+    p.add_argument("--base", help="base model (HF folder or .gguf) when it has moved")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=384, help="tokens per example")
+    p.add_argument("--max-context", type=int, default=4, help="context turns per example")
+    p.add_argument("--max-samples", type=int, help="at most this many records per character")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _train_config(args):
+    from .neeko.train import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_context_turns=args.max_context,
+        max_samples_per_character=args.max_samples,
+        seed=args.seed,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npc-runtime", description="Local NPC voices from one small language model."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="pre-tune a new cast: one block per character")
+    p.add_argument("--data", required=True, help="folder with train.jsonl and profiles.jsonl")
+    p.add_argument("--out", required=True, help="cast folder to write")
+    p.add_argument("--base", help="HF model folder or .gguf (default: embedded SmolLM2)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rank", type=int, default=8, help="rank per block (default 8)")
+    p.add_argument("--alpha", type=float, default=16.0)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj", help="module names")
+    p.add_argument("--characters", help="comma-separated subset of characters")
+    p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
+    p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    _train_args(p)
+
+    p = sub.add_parser("expand", help="add a block trained on one new character's dialogue")
+    _cast_args(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--character", required=True)
+    p.add_argument("--profile", help="profile file (default: from the data's profiles.jsonl)")
+    _train_args(p)
+
+    npc = sub.add_parser("npc", help="list, show, add (fusion) or remove NPCs").add_subparsers(
+        dest="npc_command", required=True
+    )
+    p = npc.add_parser("add", help="register an NPC from a profile file (fusion, no training)")
+    _cast_args(p)
+    p.add_argument("--profile", required=True, help=".toml or .json with id, name, profile")
+    p.add_argument("--json", action="store_true")
+    p = npc.add_parser("list", help="the cast's NPCs")
+    p.add_argument("cast")
+    p.add_argument("--json", action="store_true")
+    p = npc.add_parser("show", help="one NPC: kind, blend and profile")
+    p.add_argument("cast")
+    p.add_argument("npc_id")
+    p.add_argument("--json", action="store_true")
+    p = npc.add_parser("remove", help="remove an NPC (and its block, if no one else uses it)")
+    _cast_args(p)
+    p.add_argument("npc_id")
+
+    p = sub.add_parser("say", help="print one reply of an NPC (offline, no daemon)")
+    _cast_args(p)
+    p.add_argument("--npc", required=True)
+    p.add_argument("text")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-tokens", type=int, default=96)
+
+    p = sub.add_parser("export", help="write one NPC as a standard peft LoRA adapter")
+    _cast_args(p)
+    p.add_argument("--npc", required=True)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("demo", help="play a short scene with the demo village cast")
+    p.add_argument("--cast", help="cast folder (default: the bundled village cast)")
+    p.add_argument("--base")
+    p.add_argument("--max-tokens", type=int, default=60)
+    p.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def _load(args):
+    from .neeko.store import load_cast
+
+    return load_cast(args.cast, base=args.base, device=args.device)
+
+
+def _blend_text(blend: dict[str, float]) -> str:
+    return ", ".join(f"{b} {w:.3f}" for b, w in blend.items())
+
+
+def cmd_train(args) -> int:
+    from .neeko.config import GateConfig, LoraConfig
+    from .neeko.tuning import pretune
+
+    lora = LoraConfig(
+        rank=args.rank,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+    )
+    chars = [c.strip() for c in args.characters.split(",")] if args.characters else None
+    cast, report = pretune(
+        args.data,
+        base=args.base,
+        lora=lora,
+        gate=GateConfig(),
+        train=_train_config(args),
+        encoder_path=args.encoder,
+        storage_dtype=args.save_dtype,
+        device=args.device,
+        characters=chars,
+    )
+    cast.save(args.out)
+    print(
+        f"trained {len(cast.blocks)} blocks on {report.samples} examples "
+        f"in {report.steps} steps, {report.seconds:.0f} s; cast saved to {args.out}"
+    )
+    return 0
+
+
+def cmd_expand(args) -> int:
+    from .neeko.profile import load_profile
+    from .neeko.tuning import expand
+
+    cast = _load(args)
+    profile = load_profile(args.profile) if args.profile else None
+    report = expand(cast, args.data, args.character, profile, _train_config(args))
+    cast.save()
+    print(f"added block {args.character!r} ({report.steps} steps, {report.seconds:.0f} s)")
+    return 0
+
+
+def _npc_record(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k != "role_embedding"}
+
+
+def cmd_npc(args) -> int:
+    from .neeko.profile import load_profile
+    from .neeko.store import read_manifest
+
+    if args.npc_command in ("list", "show"):
+        npcs = {n["id"]: n for n in read_manifest(Path(args.cast))["npcs"]}
+        if args.npc_command == "list":
+            rows = [_npc_record(n) for n in npcs.values()]
+            if args.json:
+                print(json.dumps(rows, indent=1))
+            for n in [] if args.json else rows:
+                print(f"{n['id']:<20} {n['kind']:<6} {n['name']}")
+            return 0
+        if args.npc_id not in npcs:
+            raise KeyError(f"no NPC {args.npc_id!r} in {args.cast}")
+        n = _npc_record(npcs[args.npc_id])
+        if args.json:
+            print(json.dumps(n, indent=1))
+        else:
+            print(f"id: {n['id']}\nname: {n['name']}\nkind: {n['kind']}")
+            print(f"blend: {_blend_text(n['blend'])}\nprofile: {n['profile']}")
+        return 0
+    cast = _load(args)
+    if args.npc_command == "add":
+        profile = load_profile(args.profile)
+        started = time.perf_counter()
+        npc = cast.fuse(profile)
+        took = (time.perf_counter() - started) * 1000
+        cast.save()
+        if args.json:
+            print(json.dumps({"id": npc.id, "kind": npc.kind, "blend": npc.blend}))
+        else:
+            print(f"added {npc.id} (fused in {took:.0f} ms): {_blend_text(npc.blend)}")
+    else:
+        cast.remove_npc(args.npc_id)
+        cast.save()
+        print(f"removed {args.npc_id}")
+    return 0
+
+
+def cmd_say(args) -> int:
+    from .neeko.prompt import Turn
+    from .speak import Sampling, reply
+
+    cast = _load(args)
+    cast.npc(args.npc)
+    sampling = Sampling(max_tokens=args.max_tokens, greedy=args.greedy, seed=args.seed)
+    reply(cast, args.npc, [Turn("Player", args.text)], sampling, on_text=_write)
+    print()
+    return 0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def cmd_export(args) -> int:
+    from .neeko.export import export_peft
+
+    folder = export_peft(_load(args), args.npc, args.out)
+    print(f"wrote peft adapter for {args.npc} to {folder}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import play
+
+    return play(args.cast, args.base, args.max_tokens, args.seed, _write)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "expand": cmd_expand,
+    "npc": cmd_npc,
+    "say": cmd_say,
+    "export": cmd_export,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .base_model import BaseModelError
+    from .neeko.cast import CastError
+    from .neeko.data import DataError
+    from .neeko.encoder import EncoderError
+    from .neeko.profile import ProfileError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (BaseModelError, CastError, DataError, EncoderError, ProfileError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"npc-runtime: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

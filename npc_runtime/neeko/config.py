@@ -1,0 +1,62 @@
+"""The shape of a cast's LoRA: shared by every block, fixed when the cast is created."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = field(default=DEFAULT_TARGETS)
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"rank must be at least 1, got {self.rank}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.rank
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["target_modules"] = list(self.target_modules)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> LoraConfig:
+        return cls(
+            rank=int(data["rank"]),
+            alpha=float(data["alpha"]),
+            dropout=float(data.get("dropout", 0.0)),
+            target_modules=tuple(data["target_modules"]),
+        )
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """How a query embedding becomes a blend of blocks.
+
+    temperature 0.05 on cosine similarities: MiniLM profile embeddings of different
+    characters sit 0.05-0.3 apart, so a 0.1 gap gives the nearer block e^2 ~ 7x the
+    weight: a blend led by the closest characters, not a flat average. top_k 3 keeps the
+    blend small (decode cost grows with the number of active blocks) while still mixing.
+    """
+
+    temperature: float = 0.05
+    top_k: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"gate temperature must be positive, got {self.temperature}")
+        if self.top_k < 1:
+            raise ValueError(f"gate top_k must be at least 1, got {self.top_k}")

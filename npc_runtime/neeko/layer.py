@@ -1,0 +1,103 @@
+"""The dynamic LoRA layer: one base linear plus per-character rank blocks.
+
+h = W0 x + (alpha / r) * sum_k g_k B_k A_k x, with g a gate vector per row. Only the
+blocks active in the current routing are computed (sparse gating): a batch whose rows
+speak as different NPCs costs one extra matmul pair over the union of their blocks,
+never a pass over every block of the cast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_PACK_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which blocks a forward pass uses and how much each row weighs them.
+
+    row_scale has shape (rows, 1, K * rank) (or anything broadcastable against the
+    LoRA activations): the gate weight of each active block, times alpha / r, repeated
+    over that block's rank columns. It is built once per forward, not per layer.
+    """
+
+    blocks: tuple[int, ...]
+    row_scale: torch.Tensor
+
+
+class Router:
+    """The routing that every DynamicLoraLinear of one model reads during a forward."""
+
+    def __init__(self) -> None:
+        self.current: Routing | None = None
+
+
+class DynamicLoraLinear(nn.Module):
+    def __init__(self, base_layer: nn.Linear, rank: int, dropout: float, router: Router):
+        super().__init__()
+        self.base_layer = base_layer
+        self.rank = rank
+        self.router = router
+        self.lora_A = nn.ParameterList()
+        self.lora_B = nn.ParameterList()
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self._packed: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.lora_A)
+
+    def add_block(self) -> int:
+        """Append a fresh block (A random, B zero, so it starts as a no-op)."""
+        weight = self.base_layer.weight
+        a = torch.empty(self.rank, self.base_layer.in_features, dtype=weight.dtype)
+        nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+        b = torch.zeros(self.base_layer.out_features, self.rank, dtype=weight.dtype)
+        self.lora_A.append(nn.Parameter(a.to(weight.device), requires_grad=False))
+        self.lora_B.append(nn.Parameter(b.to(weight.device), requires_grad=False))
+        self._packed.clear()
+        return self.num_blocks - 1
+
+    def remove_block(self, index: int) -> None:
+        keep = [i for i in range(self.num_blocks) if i != index]
+        self.lora_A = nn.ParameterList([self.lora_A[i] for i in keep])
+        self.lora_B = nn.ParameterList([self.lora_B[i] for i in keep])
+        self._packed.clear()
+
+    def invalidate(self) -> None:
+        """Forget packed weights: call after changing block values in place."""
+        self._packed.clear()
+
+    def _weights(self, blocks: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(blocks) == 1:
+            return self.lora_A[blocks[0]], self.lora_B[blocks[0]]
+        if torch.is_grad_enabled():
+            return (
+                torch.cat([self.lora_A[i] for i in blocks], dim=0),
+                torch.cat([self.lora_B[i] for i in blocks], dim=1),
+            )
+        packed = self._packed.get(blocks)
+        if packed is None:
+            if len(self._packed) >= _PACK_CACHE_SIZE:
+                self._packed.clear()
+            packed = (
+                torch.cat([self.lora_A[i] for i in blocks], dim=0),
+                torch.cat([self.lora_B[i] for i in blocks], dim=1),
+            )
+            self._packed[blocks] = packed
+        return packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        routing = self.router.current
+        if routing is None or not routing.blocks:
+            return out
+        a, b = self._weights(routing.blocks)
+        xa = F.linear(self.lora_dropout(x).to(a.dtype), a) * routing.row_scale
+        return out + F.linear(xa, b).to(out.dtype)

@@ -1,0 +1,105 @@
+"""The `npc-runtime` command end to end on the tiny base model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from npc_runtime.cli import main
+
+ASSETS = "npc_runtime/assets/village"
+FAST = ["--epochs", "1", "--max-samples", "4", "--max-length", "160", "--batch-size", "2"]
+
+
+@pytest.fixture(scope="module")
+def cli_cast(tmp_path_factory, tiny_base, village_data):
+    out = tmp_path_factory.mktemp("cli") / "cast"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(village_data),
+            "--out",
+            str(out),
+            "--base",
+            str(tiny_base),
+            "--characters",
+            "brann,pip,zef",
+            *FAST,
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def _json(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_list_show(cli_cast, capsys):
+    rows = _json(capsys, ["npc", "list", str(cli_cast), "--json"])
+    assert [r["id"] for r in rows] == ["brann", "pip", "zef"]
+    assert all(r["kind"] == "block" and r["blend"] == {r["id"]: 1.0} for r in rows)
+    shown = _json(capsys, ["npc", "show", str(cli_cast), "pip", "--json"])
+    assert shown["name"] == "Pip"
+
+
+def test_fusion_expansion_export_remove(cli_cast, capsys, tmp_path, village_data):
+    added = _json(
+        capsys, ["npc", "add", str(cli_cast), "--profile", f"{ASSETS}/bard.toml", "--json"]
+    )
+    assert added["id"] == "lyra" and added["kind"] == "fused" and len(added["blend"]) == 3
+    shown = _json(capsys, ["npc", "show", str(cli_cast), "lyra", "--json"])
+    assert shown["blend"] == added["blend"]
+
+    assert (
+        main(["expand", str(cli_cast), "--data", str(village_data), "--character", "marla", *FAST])
+        == 0
+    )
+    kinds = {r["id"]: r["kind"] for r in _json(capsys, ["npc", "list", str(cli_cast), "--json"])}
+    assert kinds == {
+        "brann": "block",
+        "pip": "block",
+        "zef": "block",
+        "lyra": "fused",
+        "marla": "block",
+    }
+
+    assert main(["export", str(cli_cast), "--npc", "lyra", "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "adapter_model.safetensors").exists()
+
+    capsys.readouterr()
+    assert main(["npc", "remove", str(cli_cast), "brann"]) == 2  # lyra blends brann's block
+    assert "remove those NPCs first" in capsys.readouterr().err
+    assert main(["npc", "remove", str(cli_cast), "lyra"]) == 0
+    assert main(["npc", "remove", str(cli_cast), "brann"]) == 0
+    ids = [r["id"] for r in _json(capsys, ["npc", "list", str(cli_cast), "--json"])]
+    assert ids == ["pip", "zef", "marla"]
+
+
+def test_say_is_reproducible_and_errors_are_clear(cli_cast, capsys):
+    argv = ["say", str(cli_cast), "--npc", "zef", "Hello!", "--max-tokens", "6", "--seed", "3"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first and first.strip()
+
+    assert main(["say", str(cli_cast), "--npc", "nobody", "hi"]) == 2
+    assert "no NPC 'nobody'" in capsys.readouterr().err
+    assert main(["npc", "add", str(cli_cast), "--profile", "missing.toml"]) == 2
+    assert "cannot read profile" in capsys.readouterr().err
+
+
+def test_entry_point_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "npc_runtime.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for command in ("train", "expand", "npc", "say", "export", "demo"):
+        assert command in out

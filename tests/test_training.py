@@ -1,0 +1,91 @@
+"""Pre-tuning keeps blocks isolated; expansion leaves old NPCs bitwise unchanged."""
+
+import torch
+
+from npc_runtime import load_cast
+from npc_runtime.neeko.data import read_profiles, read_samples
+from npc_runtime.neeko.prompt import Turn
+from npc_runtime.neeko.train import TrainConfig, train_blocks
+from npc_runtime.neeko.tuning import expand
+from npc_runtime.speak import Sampling, reply
+
+
+def _snapshot(cast):
+    return {b: {k: v.clone() for k, v in cast.neeko.block_state(b).items()} for b in cast.blocks}
+
+
+def test_each_step_changes_only_its_own_block(new_cast, village_data):
+    cast = new_cast()
+    samples = read_samples(village_data)
+    profiles = read_profiles(village_data)
+    chars = ["brann", "marla", "zef"]
+    for c in chars:
+        cast.add_block_npc(
+            profiles[c], torch.nn.functional.normalize(torch.randn(384), dim=0).numpy()
+        )
+    before = _snapshot(cast)
+    seen = []
+
+    def check(progress):
+        nonlocal before
+        after = _snapshot(cast)
+        for block in chars:
+            same = all(torch.equal(after[block][k], before[block][k]) for k in after[block])
+            assert same == (block != progress.block), (progress, block)
+        seen.append(progress.block)
+        before = after
+
+    # weight decay > 0 and several steps per block: AdamW state exists for every block
+    config = TrainConfig(
+        epochs=2, batch_size=2, max_samples_per_character=4, max_length=160, weight_decay=0.1
+    )
+    train_blocks(
+        cast, {c: samples[c] for c in chars}, profiles, config, on_step=check, show_progress=False
+    )
+    assert set(seen) == set(chars) and len(seen) == 12
+    # interleaved: some step on a block follows a step on another block
+    assert any(a != b for a, b in zip(seen, seen[1:]))
+
+
+def test_training_is_seedable(new_cast, village_data):
+    samples, profiles = read_samples(village_data), read_profiles(village_data)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(123)  # block initialisation happens when the block is added
+        cast = new_cast()
+        cast.add_block_npc(profiles["pip"], torch.ones(384).numpy() / 384**0.5)
+        config = TrainConfig(epochs=1, batch_size=2, max_samples_per_character=4, max_length=160)
+        train_blocks(cast, {"pip": samples["pip"]}, profiles, config, show_progress=False)
+        results.append(cast.neeko.block_state("pip"))
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_expansion_leaves_old_npcs_bitwise_unchanged(trained_cast_dir, village_data, tmp_path):
+    import shutil
+
+    folder = tmp_path / "cast"
+    shutil.copytree(trained_cast_dir, folder)
+    cast = load_cast(folder)
+    old_blocks = _snapshot(cast)
+    greedy = Sampling(max_tokens=12, greedy=True)
+    scene = [Turn("Player", "Any news from the north road?")]
+    before = {n: reply(cast, n, scene, greedy) for n in cast.npc_ids()}
+    ids = torch.tensor([cast.tokenizer.encode("Evening, friend.")])
+    with torch.no_grad(), cast.speaking("marla"):
+        logits_before = cast.model(ids).logits
+
+    config = TrainConfig(epochs=1, batch_size=2, max_samples_per_character=4, max_length=160)
+    expand(cast, village_data, "old_nessa", train=config, show_progress=False)
+    cast.save()
+    assert cast.npc("old_nessa").kind == "block"
+
+    for reloaded in (cast, load_cast(folder)):
+        after = _snapshot(reloaded)
+        for block, tensors in old_blocks.items():
+            assert all(torch.equal(tensors[k], after[block][k]) for k in tensors)
+        assert {n: reply(reloaded, n, scene, greedy) for n in before} == before
+        with torch.no_grad(), reloaded.speaking("marla"):
+            assert torch.equal(reloaded.model(ids).logits, logits_before)
+    # and the new block learned something: it is no longer the zero-initialised no-op
+    b = reloaded.neeko.block_state("old_nessa")
+    assert any(v.abs().sum() > 0 for k, v in b.items() if k.endswith("lora_B"))
