@@ -9,6 +9,7 @@ never a pass over every block of the cast.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +32,12 @@ class Routing:
     row_scale: torch.Tensor
 
 
-class Router:
-    """The routing that every DynamicLoraLinear of one model reads during a forward."""
+class Router(threading.local):
+    """The routing that every DynamicLoraLinear of one model reads during a forward.
+
+    Thread-local, so a block can be trained in one thread (expansion on a live server)
+    while another thread decodes other NPCs through the same model.
+    """
 
     def __init__(self) -> None:
         self.current: Routing | None = None

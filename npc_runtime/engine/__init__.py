@@ -1,0 +1,1 @@
+"""Inference: continuous batching across NPCs, KV-cache reuse, sampling, streaming."""

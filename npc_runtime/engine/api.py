@@ -1,0 +1,101 @@
+"""What the engine takes and gives: the contract between the engine and the daemon.
+
+The daemon (gRPC service, engine bridge) only ever sees these types; batching, caching
+and sampling stay behind them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..neeko.prompt import Turn
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+class EngineError(RuntimeError):
+    """A request the engine cannot serve; `code` is a gRPC status name."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 128
+    temperature: float = 0.8  # 0 means greedy
+    top_p: float = 0.95
+    top_k: int = 0  # 0 means no top-k cut
+    repetition_penalty: float = 1.1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def validate(self, max_tokens_limit: int = 4096) -> None:
+        """Raise EngineError('INVALID_ARGUMENT', what to fix) for out-of-range values."""
+        problems = []
+        if not 1 <= self.max_tokens <= max_tokens_limit:
+            problems.append(f"max_tokens must be in 1..{max_tokens_limit}")
+        if not (math.isfinite(self.temperature) and 0.0 <= self.temperature <= 5.0):
+            problems.append("temperature must be a finite number in [0, 5]")
+        if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
+            problems.append("top_p must be in (0, 1]")
+        if not 0 <= self.top_k <= 100_000:
+            problems.append("top_k must be in 0..100000")
+        if not (math.isfinite(self.repetition_penalty) and 0.5 <= self.repetition_penalty <= 2):
+            problems.append("repetition_penalty must be in [0.5, 2]")
+        if len(self.stop) > 8 or any(not s or len(s) > 64 for s in self.stop):
+            problems.append("stop allows at most 8 non-empty strings of at most 64 characters")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            problems.append("seed must be in 0..2^63-1")
+        if problems:
+            raise EngineError("INVALID_ARGUMENT", "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One reply of one NPC to a scene.
+
+    `turns` is the conversation so far (the player's line last); the engine builds the
+    prompt with the NPC's profile as system prompt, dropping the oldest turns first when
+    the prompt would not fit the model's context (the profile never leaves).
+    """
+
+    request_id: str
+    npc_id: str
+    turns: tuple[Turn, ...]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    """New text of a reply (may be empty when a token completes no printable character)."""
+
+    request_id: str
+    text: str
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    request_id: str
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    time_to_first_token_s: float | None
+    total_time_s: float
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    active: int
+    queued: int
+    cache_bytes: int
+    cache_budget_bytes: int
+    cache_hits: int
+    cache_misses: int
+    steps: int
