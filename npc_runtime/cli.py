@@ -102,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--npc", required=True)
     p.add_argument("--out", required=True)
 
+    p = sub.add_parser("eval", help="held-out perplexity: own block vs no LoRA vs wrong block")
+    p.add_argument("--data", required=True, help="folder with train/test JSONL + profiles")
+    p.add_argument("--out", required=True, help="report folder (results.json, report.md)")
+    p.add_argument("--cast", help="evaluate this cast instead of pre-tuning one on --data")
+    p.add_argument("--base")
+    p.add_argument("--max-test", type=int, help="held-out replies per character")
+    _train_args(p)
+
     p = sub.add_parser("demo", help="play a short scene with the demo village cast")
     p.add_argument("--cast", help="cast folder (default: the bundled village cast)")
     p.add_argument("--base")
@@ -231,6 +239,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .evaluation.run import EvalConfig, run_core, write_core_report
+
+    config = EvalConfig(
+        data=Path(args.data),
+        out=Path(args.out),
+        cast=Path(args.cast) if args.cast else None,
+        base=args.base,
+        train=_train_config(args),
+        max_test_per_character=args.max_test,
+        seed=args.seed,
+    )
+    results = run_core(config)
+    report = write_core_report(results, config.out)
+    print(report.read_text())
+    if results.get("train_seconds") is not None:
+        print(f"training: {results['train_seconds']:.0f} s, {results['train_steps']} steps")
+    print(f"fusion of one NPC: {results['fusion_ms']:.1f} ms")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import play
 
@@ -243,6 +272,7 @@ COMMANDS = {
     "npc": cmd_npc,
     "say": cmd_say,
     "export": cmd_export,
+    "eval": cmd_eval,
     "demo": cmd_demo,
 }
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from .profile import NpcProfile, ProfileError, profile_from_dict
 from .prompt import Turn
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -66,12 +69,18 @@ def read_samples(folder: str | Path, split: str = "train") -> dict[str, list[Sam
     if not path.exists():
         raise DataError(f"{path} not found")
     grouped: dict[str, list[Sample]] = defaultdict(list)
+    skipped = 0
     for number, row in enumerate(read_jsonl(path), 1):
+        if isinstance(row, dict) and isinstance(row.get("reply"), str) and not row["reply"].strip():
+            skipped += 1  # nothing to learn or score; real transcripts have a few
+            continue
         try:
             sample = sample_from_dict(row)
         except DataError as exc:
             raise DataError(f"{path}: record {number}: {exc}") from None
         grouped[sample.character].append(sample)
+    if skipped:
+        log.warning("%s: skipped %d record(s) with an empty reply", path, skipped)
     return dict(grouped)
 
 
