@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import SHARED
+
 from npc_runtime.cli import main
 
 DATA = SHARED / "shakespeare"
