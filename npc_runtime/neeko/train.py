@@ -63,7 +63,8 @@ def _batches(
     config: TrainConfig,
     rng: random.Random,
 ) -> list[tuple[str, list[tuple[list[int], list[int]]]]]:
-    """Single-character batches, length-sorted within small pools to cut padding."""
+    """Single-block batches, length-sorted within small pools to cut padding; each sample
+    is prompted with its own character's profile (a block may serve several characters)."""
     cast.prompts.max_length = config.max_length
     batches = []
     for block_id, rows in samples.items():
@@ -73,7 +74,7 @@ def _batches(
             rows = rows[: config.max_samples_per_character]
         encoded = [
             cast.prompts.example(
-                profiles[block_id],
+                profiles[s.character],
                 s.context[-config.max_context_turns :] if config.max_context_turns else (),
                 s.reply,
             )
@@ -103,7 +104,7 @@ def train_blocks(
     on_step: Callable[[Progress], None] | None = None,
     show_progress: bool = True,
 ) -> TrainReport:
-    """Train the named blocks (keys of `samples`) on their own characters' samples."""
+    """Train the named blocks (keys of `samples`), each on the samples listed under it."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     neeko = cast.neeko
