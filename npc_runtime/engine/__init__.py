@@ -1,1 +1,23 @@
 """Inference: continuous batching across NPCs, KV-cache reuse, sampling, streaming."""
+
+from .api import (
+    EngineConfig,
+    EngineError,
+    EngineStats,
+    FinalResult,
+    GenerationRequest,
+    SamplingParams,
+    TokenDelta,
+)
+from .engine import Engine
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "EngineStats",
+    "FinalResult",
+    "GenerationRequest",
+    "SamplingParams",
+    "TokenDelta",
+]

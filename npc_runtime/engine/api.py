@@ -99,3 +99,33 @@ class EngineStats:
     cache_hits: int
     cache_misses: int
     steps: int
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How much the engine takes on at once and how it spends a decode step.
+
+    step_tokens bounds the tokens of one forward while replies are streaming (each
+    stream's next token plus a chunk of new prompts), so a long new prompt delays running
+    streams by one such step at a time; with nothing streaming, prompts go in chunks of
+    prefill_chunk. cache_budget_bytes is the prefix cache's share of memory (0 turns it
+    off). backend 'auto' picks the engine's own forward for Llama-family models and plain
+    transformers for any other architecture.
+    """
+
+    max_active: int = 16
+    max_queued: int = 64
+    max_context: int = 2048
+    max_tokens_limit: int = 1024
+    step_tokens: int = 64
+    prefill_chunk: int = 512
+    cache_budget_bytes: int = 512 * 2**20
+    backend: Literal["auto", "llama", "transformers"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.max_active < 1 or self.max_queued < 0:
+            raise ValueError("max_active must be at least 1 and max_queued at least 0")
+        if self.step_tokens <= self.max_active:
+            raise ValueError("step_tokens must exceed max_active (room for prompt chunks)")
+        if self.prefill_chunk < 1 or self.max_context < 16 or self.cache_budget_bytes < 0:
+            raise ValueError("prefill_chunk, max_context and cache_budget_bytes out of range")

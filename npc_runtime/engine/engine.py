@@ -1,0 +1,284 @@
+"""The engine: many NPCs speaking at once from one model, as async token streams.
+
+Interface (what the daemon relies on)::
+
+    engine = Engine(cast, EngineConfig(...))       # config optional
+    async with engine:                             # or: await engine.start() / engine.stop()
+        async for item in engine.submit(request):  # GenerationRequest
+            ...                                    # TokenDelta*, then one FinalResult
+        engine.cancel(request_id) -> bool          # False when not in flight
+        await engine.run_exclusive(fn)            # fn() between two decode steps
+        engine.stats() -> EngineStats
+
+submit() checks the request at once and raises EngineError: NOT_FOUND (no such NPC),
+INVALID_ARGUMENT (sampling out of range, or a profile longer than the context),
+ALREADY_EXISTS (that request_id is in flight), RESOURCE_EXHAUSTED (max_active + max_queued
+requests in flight), UNAVAILABLE (engine not started). The stream then yields a TokenDelta
+per generated token (its text may be empty while a character is incomplete or might begin
+a stop string) and ends with a FinalResult; the deltas' texts add up to the result's text.
+cancel() frees the request's capacity at once and its slot before the next decode step;
+its stream ends with finish_reason 'cancelled'. Leaving the stream early (break, aclose)
+cancels too. run_exclusive is how the cast may change under a running engine (register or
+remove an NPC): caches that depend on the changed blocks are dropped, and requests whose
+blocks are gone end with finish_reason 'error'.
+
+One thread owns the model and runs the decode loop (torch releases the GIL in its kernels);
+results reach asyncio through one call_soon_threadsafe per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import torch
+
+from ..neeko.cast import Cast
+from ..neeko.prompt import scene_messages
+from ..speak import stop_token_ids
+from .api import EngineConfig, EngineError, EngineStats, FinalResult, GenerationRequest, TokenDelta
+from .runner import Blend, Runner, TransformersRunner
+from .scheduler import Scheduler, Sequence
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def make_runner(cast: Cast, config: EngineConfig) -> Runner:
+    return TransformersRunner(cast)
+
+
+def block_versions(cast: Cast) -> dict[str, int]:
+    """An identity per block that changes when its tensors are replaced or edited."""
+    out = {}
+    for i, block_id in enumerate(cast.neeko.block_ids):
+        parts = []
+        for layer in cast.neeko.layers.values():
+            a, b = layer.lora_A[i], layer.lora_B[i]
+            parts += [id(a), a._version, id(b), b._version]
+        out[block_id] = hash(tuple(parts))
+    return out
+
+
+class _Ticket:
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.queue: asyncio.Queue[TokenDelta | FinalResult] = asyncio.Queue()
+        self.done = False
+
+
+class Engine:
+    def __init__(self, cast: Cast, config: EngineConfig | None = None):
+        self.cast = cast
+        self.config = config or EngineConfig()
+        self.device = next(cast.model.parameters()).device
+        model_limit = getattr(cast.model.config, "max_position_embeddings", None)
+        self.context = min(self.config.max_context, model_limit or self.config.max_context)
+        self.runner = make_runner(cast, self.config)
+        self.scheduler = Scheduler(
+            self.runner,
+            cast.tokenizer,
+            self.config,
+            stop_token_ids(cast.tokenizer),
+            cast.model.get_output_embeddings().weight.shape[0],
+            self.device,
+        )
+        self._lock = threading.Lock()
+        self._inbox: deque[tuple[str, Any]] = deque()
+        self._wake = threading.Event()
+        self._inflight: dict[str, _Ticket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- life cycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="npc-engine", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    # -- requests ------------------------------------------------------------------
+    def _prompt(self, request: GenerationRequest) -> tuple[list[int], int, Blend]:
+        try:
+            npc = self.cast.npc(request.npc_id)
+        except KeyError:
+            raise EngineError("NOT_FOUND", f"no NPC {request.npc_id!r} in this cast") from None
+        prompts = self.cast.prompts
+        budget = self.context - request.sampling.max_tokens
+        turns = list(request.turns)
+        while True:
+            ids = prompts.prompt_ids(scene_messages(npc.profile, turns))
+            if len(ids) <= budget:
+                break
+            if not turns:
+                raise EngineError(
+                    "INVALID_ARGUMENT",
+                    f"the prompt of {request.npc_id!r} ({len(ids)} tokens) and max_tokens "
+                    f"({request.sampling.max_tokens}) exceed the context ({self.context})",
+                )
+            turns = turns[1:]
+        system = prompts.prompt_ids(scene_messages(npc.profile, [])[:1])
+        system_len = next(
+            (i for i, (a, b) in enumerate(zip(ids, system)) if a != b), min(len(ids), len(system))
+        )
+        blend = tuple(sorted((b, float(w)) for b, w in npc.blend.items() if w))
+        return ids, system_len, blend
+
+    def submit(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | FinalResult]:
+        """Start a reply; raises EngineError at once when the request cannot be served."""
+        submitted = time.perf_counter()
+        if self._thread is None:
+            raise EngineError("UNAVAILABLE", "the engine is not running")
+        request.sampling.validate(self.config.max_tokens_limit)
+        prompt, system_len, blend = self._prompt(request)
+        ticket = _Ticket(request.request_id)
+        with self._lock:
+            if request.request_id in self._inflight:
+                raise EngineError(
+                    "ALREADY_EXISTS", f"request {request.request_id!r} is in flight already"
+                )
+            if len(self._inflight) >= self.config.max_active + self.config.max_queued:
+                raise EngineError(
+                    "RESOURCE_EXHAUSTED",
+                    f"{len(self._inflight)} requests in flight: try again later",
+                )
+            self._inflight[request.request_id] = ticket
+        seq = Sequence(request, prompt, system_len, blend, ticket, submitted)
+        self._post("submit", seq)
+        return self._stream(ticket)
+
+    async def _stream(self, ticket: _Ticket) -> AsyncIterator[TokenDelta | FinalResult]:
+        try:
+            while True:
+                item = await ticket.queue.get()
+                yield item
+                if isinstance(item, FinalResult):
+                    return
+        finally:
+            if not ticket.done:
+                self.cancel(ticket.request_id)
+
+    def cancel(self, request_id: str) -> bool:
+        with self._lock:
+            ticket = self._inflight.pop(request_id, None)
+        if ticket is None:
+            return False
+        self._post("cancel", request_id)
+        return True
+
+    async def run_exclusive(self, fn: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise EngineError("UNAVAILABLE", "the engine is not running")
+        future = self._loop.create_future()
+        self._post("exclusive", (fn, future))
+        return await future
+
+    def stats(self) -> EngineStats:
+        s = self.scheduler
+        cache = s.cache
+        return EngineStats(
+            active=len(s.decoding) + len(s.prefilling),
+            queued=len(s.waiting),
+            cache_bytes=cache.bytes if cache else 0,
+            cache_budget_bytes=cache.budget if cache else 0,
+            cache_hits=cache.hits if cache else 0,
+            cache_misses=cache.misses if cache else 0,
+            steps=s.steps,
+        )
+
+    # -- the decode thread -------------------------------------------------------------
+    def _post(self, kind: str, payload: Any) -> None:
+        self._inbox.append((kind, payload))
+        self._wake.set()
+
+    def _deliver(self, items: list[tuple[_Ticket, TokenDelta | FinalResult]]) -> None:
+        for ticket, item in items:
+            if isinstance(item, FinalResult):
+                ticket.done = True
+                with self._lock:
+                    if self._inflight.get(ticket.request_id) is ticket:
+                        del self._inflight[ticket.request_id]
+            ticket.queue.put_nowait(item)
+
+    def _flush(self) -> None:
+        out, self.scheduler.outbox = self.scheduler.outbox, []
+        if out:
+            self._loop.call_soon_threadsafe(self._deliver, out)
+
+    def _drain_inbox(self) -> None:
+        while self._inbox:
+            kind, payload = self._inbox.popleft()
+            if kind == "submit":
+                self.scheduler.add(payload)
+            elif kind == "cancel":
+                self.scheduler.cancel(payload)
+            else:
+                self._exclusive(*payload)
+
+    def _exclusive(self, fn: Callable[[], Any], future: asyncio.Future) -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # handed to the caller, whatever it is
+            result, error = None, exc
+        self.runner.invalidate()
+        self.scheduler.set_versions(block_versions(self.cast))
+        blocks = set(self.cast.neeko.block_ids)
+        for seq in self.scheduler.sequences():
+            if any(b not in blocks for b, _ in seq.blend):
+                self.scheduler.finish(seq, "error")
+
+        def settle() -> None:
+            if future.cancelled():
+                return
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        self._loop.call_soon_threadsafe(settle)
+
+    def _run(self) -> None:
+        self.scheduler.set_versions(block_versions(self.cast))
+        while True:
+            self._drain_inbox()
+            if self._stopping:
+                break
+            if not self.scheduler.busy:
+                self._flush()
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                with torch.inference_mode():
+                    self.scheduler.step()
+            except Exception:
+                log.exception("decode step failed: ending the requests in it")
+                for seq in self.scheduler.sequences():
+                    self.scheduler.finish(seq, "error")
+            self._flush()
+        for seq in self.scheduler.sequences():
+            self.scheduler.finish(seq, "cancelled")
+        self._flush()
