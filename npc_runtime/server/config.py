@@ -1,0 +1,58 @@
+"""The daemon's settings: limits of the service, and where it listens."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .auth import AuthPolicy
+
+DEFAULT_PORT = 50051
+DEFAULT_METRICS_PORT = 9464
+
+
+def default_data_dir() -> Path:
+    """$NPC_RUNTIME_DATA, else the XDG data folder (~/.local/share/npc-runtime)."""
+    if os.environ.get("NPC_RUNTIME_DATA"):
+        return Path(os.environ["NPC_RUNTIME_DATA"])
+    xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(xdg) / "npc-runtime"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits that turn requests away with INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
+
+    max_history_turns is how much of a session is offered to the engine per reply; the
+    engine then drops the oldest of those turns until the prompt fits the model's context
+    (the NPC's profile never leaves), so it only bounds the work of building a prompt.
+    """
+
+    max_text_bytes: int = 4096
+    max_streams: int = 32
+    max_history_turns: int = 64
+    max_expand_records: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.max_text_bytes < 1 or self.max_streams < 1 or self.max_history_turns < 1:
+            raise ValueError("max_text_bytes, max_streams and max_history_turns must be >= 1")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    cast: Path
+    data_dir: Path = field(default_factory=default_data_dir)
+    base: str | None = None
+    device: str = "cpu"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    auth: AuthPolicy = AuthPolicy()
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = DEFAULT_METRICS_PORT  # None: no metrics endpoint
+    service: ServiceConfig = ServiceConfig()
+    grace_seconds: float = 5.0
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.data_dir / "sessions.sqlite3"

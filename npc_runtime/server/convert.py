@@ -1,0 +1,176 @@
+"""Between the wire (npc_runtime.v1 messages) and the runtime's own types, validating on
+the way in: every problem becomes INVALID_ARGUMENT with a message that says what to fix."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ..engine.api import EngineError, SamplingParams
+from ..neeko.cast import KIND_BLOCK, Npc
+from ..neeko.data import DataError, Sample, sample_from_dict
+from ..neeko.profile import NpcProfile, ProfileError, profile_from_dict, validate_id
+from ..neeko.train import TrainConfig
+from ..v1 import npc_runtime_pb2 as pb
+from .errors import invalid
+from .sessions import PLAYER, SessionSummary, StoredTurn
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+DEFAULT_SPEAKER = "Player"
+
+
+def checked_id(value: str, what: str) -> str:
+    try:
+        return validate_id(value, what)
+    except ProfileError as exc:
+        raise invalid(str(exc)) from None
+
+
+def player_text(text: str, limit_bytes: int) -> str:
+    size = len(text.encode("utf-8"))
+    if size > limit_bytes:
+        raise invalid(f"text is {size} bytes of UTF-8; the limit is {limit_bytes}")
+    if _CONTROL.search(text):
+        raise invalid("text contains control characters (only tab and line breaks are allowed)")
+    text = text.strip()
+    if not text:
+        raise invalid("text is empty: send the player's line")
+    return text
+
+
+def speaker_name(request: pb.SpeakRequest) -> str:
+    if not request.HasField("speaker_name"):
+        return DEFAULT_SPEAKER
+    name = request.speaker_name.strip()
+    if not 1 <= len(name) <= 64 or _CONTROL.search(name) or ":" in name or "\n" in name:
+        raise invalid("speaker_name must be 1-64 characters, without ':' or control characters")
+    return name
+
+
+def sampling(options: pb.Sampling, max_tokens_limit: int) -> SamplingParams:
+    defaults = SamplingParams()
+    params = SamplingParams(
+        max_tokens=options.max_tokens if options.HasField("max_tokens") else defaults.max_tokens,
+        temperature=(
+            options.temperature if options.HasField("temperature") else defaults.temperature
+        ),
+        top_p=options.top_p if options.HasField("top_p") else defaults.top_p,
+        top_k=options.top_k if options.HasField("top_k") else defaults.top_k,
+        repetition_penalty=(
+            options.repetition_penalty
+            if options.HasField("repetition_penalty")
+            else defaults.repetition_penalty
+        ),
+        stop=tuple(options.stop),
+        seed=options.seed if options.HasField("seed") else None,
+    )
+    try:
+        params.validate(max_tokens_limit)
+    except EngineError as exc:
+        raise invalid(f"sampling: {exc}") from None
+    return params
+
+
+def profile(message: pb.NpcProfile) -> NpcProfile:
+    data = {
+        "id": message.id,
+        "name": message.name,
+        "profile": message.profile,
+        "style": message.style,
+        "greeting": message.greeting,
+        "examples": list(message.examples),
+    }
+    try:
+        return profile_from_dict(data)
+    except ProfileError as exc:
+        raise invalid(f"profile: {exc}") from None
+
+
+def samples(npc_id: str, records, limit: int) -> list[Sample]:
+    if not records:
+        raise invalid("records is empty: expansion needs at least one dialogue record")
+    if len(records) > limit:
+        raise invalid(f"{len(records)} records; the limit is {limit}")
+    out = []
+    for number, record in enumerate(records, 1):
+        data = {
+            "character": npc_id,
+            "context": [{"speaker": line.speaker, "text": line.text} for line in record.context],
+            "reply": record.reply,
+        }
+        try:
+            out.append(sample_from_dict(data))
+        except DataError as exc:
+            raise invalid(f"records[{number - 1}]: {exc}") from None
+    return out
+
+
+_TRAIN_RANGES = {
+    "epochs": (1e-3, 100.0),
+    "learning_rate": (1e-7, 0.1),
+    "batch_size": (1, 64),
+    "max_length": (32, 4096),
+    "max_context_turns": (0, 64),
+}
+
+
+def train_config(options: pb.TrainingOptions) -> TrainConfig:
+    values: dict = {}
+    for name, (low, high) in _TRAIN_RANGES.items():
+        if options.HasField(name):
+            value = getattr(options, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise invalid(f"training.{name} must be in [{low:g}, {high:g}], got {value}")
+            values[name] = value
+    if options.HasField("seed"):
+        values["seed"] = options.seed
+    return TrainConfig(**values)
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def npc_message(npc: Npc) -> pb.Npc:
+    p = npc.profile
+    return pb.Npc(
+        profile=pb.NpcProfile(
+            id=p.id,
+            name=p.name,
+            profile=p.profile,
+            style=p.style,
+            greeting=p.greeting,
+            examples=p.examples,
+        ),
+        kind=pb.NPC_KIND_BLOCK if npc.kind == KIND_BLOCK else pb.NPC_KIND_FUSED,
+        blend=[
+            pb.BlendEntry(block_id=b, weight=w)
+            for b, w in sorted(npc.blend.items(), key=lambda item: -item[1])
+        ],
+    )
+
+
+def turn_message(turn: StoredTurn) -> pb.Turn:
+    return pb.Turn(
+        seq=turn.seq,
+        speaker_kind=pb.SPEAKER_KIND_PLAYER if turn.speaker_kind == PLAYER else pb.SPEAKER_KIND_NPC,
+        npc_id=turn.npc_id,
+        speaker_name=turn.speaker_name,
+        text=turn.text,
+        created_at=timestamp(turn.created_at),
+        request_id=turn.request_id,
+    )
+
+
+def summary_message(summary: SessionSummary) -> pb.SessionSummary:
+    return pb.SessionSummary(
+        id=summary.id,
+        turn_count=summary.turn_count,
+        npc_ids=summary.npc_ids,
+        created_at=timestamp(summary.created_at),
+        updated_at=timestamp(summary.updated_at),
+    )

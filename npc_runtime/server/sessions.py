@@ -1,0 +1,196 @@
+"""Sessions on disk: one SQLite database (WAL) holding every conversation's turns.
+
+A turn pair (the player's line and the NPC's reply) is written in one transaction when
+the reply completes, with synchronous=FULL: SQLite's journal makes that transaction
+atomic, so a kill -9 (or a power cut) at any moment leaves either both turns or neither,
+and never a damaged file. A reply in flight lives only in memory until then.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+PLAYER = "player"
+NPC = "npc"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    speaker_kind TEXT NOT NULL CHECK (speaker_kind IN ('player', 'npc')),
+    npc_id TEXT NOT NULL,
+    speaker_name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The session database cannot be opened or used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    speaker_kind: str  # PLAYER or NPC
+    npc_id: str  # "" for the player
+    speaker_name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class StoredTurn(NewTurn):
+    seq: int
+    request_id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    created_at: float
+    updated_at: float
+    turns: list[StoredTurn]
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    id: str
+    turn_count: int
+    npc_ids: list[str]
+    created_at: float
+    updated_at: float
+
+
+def _columns(turn: NewTurn) -> tuple[str, str, str, str]:
+    return turn.speaker_kind, turn.npc_id, turn.speaker_name, turn.text
+
+
+class SessionStore:
+    """Thread-safe: the service calls it from worker threads, one statement at a time."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise StoreError(
+                    f"{self.path}: session schema version {version} is not supported "
+                    f"(this npc-runtime reads version {SCHEMA_VERSION})"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the session database ({exc})") from None
+        if check != "ok":
+            raise StoreError(f"{self.path}: the session database is damaged ({check})")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def append(self, session_id: str, request_id: str, turns: list[NewTurn]) -> list[int]:
+        """Store turns at the end of a session (created if new), all or none; their seqs."""
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
+                    (session_id, now, now),
+                )
+                last = db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = ?", (session_id,)
+                ).fetchone()[0]
+                seqs = list(range(last + 1, last + 1 + len(turns)))
+                db.executemany(
+                    "INSERT INTO turns (session_id, seq, speaker_kind, npc_id, speaker_name, "
+                    "text, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(session_id, s, *_columns(t), request_id, now) for s, t in zip(seqs, turns)],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return seqs
+
+    def _turns(self, session_id: str, limit: int) -> list[StoredTurn]:
+        rows = self._db.execute(
+            "SELECT speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at "
+            "FROM turns WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+            (session_id, limit if limit > 0 else -1),
+        ).fetchall()
+        return [StoredTurn(*row) for row in reversed(rows)]
+
+    def recent_turns(self, session_id: str, limit: int) -> list[StoredTurn]:
+        """The latest `limit` turns (all when limit is 0), oldest first; [] if no session."""
+        with self._lock:
+            return self._turns(session_id, limit)
+
+    def get(self, session_id: str, max_turns: int = 0) -> SessionRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT created_at, updated_at FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return SessionRecord(session_id, row[0], row[1], self._turns(session_id, max_turns))
+
+    def list(self, page_size: int, after: str = "") -> list[SessionSummary]:
+        """Sessions in id order, starting after the id `after`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.id, s.created_at, s.updated_at, COUNT(t.seq) FROM sessions s "
+                "LEFT JOIN turns t ON t.session_id = s.id WHERE s.id > ? "
+                "GROUP BY s.id ORDER BY s.id LIMIT ?",
+                (after, page_size),
+            ).fetchall()
+            out = []
+            for sid, created, updated, count in rows:
+                npcs = self._db.execute(
+                    "SELECT npc_id FROM turns WHERE session_id = ? AND speaker_kind = 'npc' "
+                    "GROUP BY npc_id ORDER BY MIN(seq)",
+                    (sid,),
+                ).fetchall()
+                out.append(SessionSummary(sid, count, [n for (n,) in npcs], created, updated))
+            return out
+
+    def delete(self, session_id: str) -> int | None:
+        """Forget a session; the number of turns removed, or None if there was none."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                count = db.execute(
+                    "SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)
+                ).fetchone()[0]
+                gone = db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return count if gone else None
