@@ -19,7 +19,7 @@ from npc_runtime.engine import (
 from npc_runtime.neeko.profile import profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 
-BACKENDS = ["transformers"]
+BACKENDS = ["llama", "transformers"]
 SCENE = (Turn("Player", "Good evening! What news from the road?"),)
 GREEDY = SamplingParams(max_tokens=12, temperature=0.0)
 

@@ -41,6 +41,7 @@ import torch
 from ..neeko.cast import Cast
 from ..neeko.prompt import scene_messages
 from ..speak import stop_token_ids
+from . import llama
 from .api import EngineConfig, EngineError, EngineStats, FinalResult, GenerationRequest, TokenDelta
 from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
@@ -49,7 +50,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def make_runner(cast: Cast, config: EngineConfig) -> Runner:
+def make_runner(cast: Cast, config: EngineConfig, context: int) -> Runner:
+    fast = llama.supports(cast.model)
+    if config.backend == "llama" and not fast:
+        raise ValueError(f"no engine forward for {cast.model.config.model_type!r} models")
+    if fast and config.backend != "transformers":
+        return llama.LlamaRunner(cast, config.max_active, context)
     return TransformersRunner(cast)
 
 
@@ -79,7 +85,7 @@ class Engine:
         self.device = next(cast.model.parameters()).device
         model_limit = getattr(cast.model.config, "max_position_embeddings", None)
         self.context = min(self.config.max_context, model_limit or self.config.max_context)
-        self.runner = make_runner(cast, self.config)
+        self.runner = make_runner(cast, self.config, self.context)
         self.scheduler = Scheduler(
             self.runner,
             cast.tokenizer,

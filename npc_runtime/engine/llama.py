@@ -1,0 +1,248 @@
+"""The engine's own forward for Llama-family models (Llama, Mistral, Qwen2).
+
+Same math as the transformers forward (logits agree to float rounding; a test checks
+1e-4), laid out for serving many sequences on a CPU where per-op overhead, not arithmetic,
+bounds a batch of one:
+
+- tokens of all sequences of a step are packed into one (tokens, hidden) matrix: every
+  projection is one 2-D matmul for the whole step, whatever mix of decode rows and
+  prompt chunks it holds;
+- q, k and v are one matmul (a fused copy of the three weights); their LoRA is one more
+  pair over the step's union of blocks (see lora.py), scaled per token;
+- q and k rows are stored in interleaved-pair order, so rotary embedding is one complex
+  multiply in place (the q.k products are unchanged by that consistent permutation);
+- the key/value cache is preallocated, one slot per sequence; decoding sequences sit in
+  slots 0..B-1, so their attention is one batched call over a view of the cache, with a
+  mask for their different lengths; grouped-query heads attend as a group, no copies.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..neeko.cast import Cast
+from ..neeko.layer import DynamicLoraLinear
+from .lora import LoraPacks
+from .runner import Segment
+
+SUPPORTED = ("llama", "mistral", "qwen2")
+
+
+def supports(model: nn.Module) -> bool:
+    cfg = model.config
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    return (
+        cfg.model_type in SUPPORTED
+        and getattr(cfg, "hidden_act", "silu") == "silu"
+        and rope.get("rope_type", "default") in ("default", "linear", "llama3")
+        and getattr(cfg, "sliding_window", None) is None
+        and hasattr(model, "model")
+        and hasattr(model.model, "rotary_emb")
+    )
+
+
+def _base(module: nn.Module) -> nn.Linear:
+    return module.base_layer if isinstance(module, DynamicLoraLinear) else module
+
+
+def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
+    """Rows of a q or k projection in the order (0, d/2, 1, d/2+1, ...) within each head."""
+    half = head_dim // 2
+    within = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)
+    return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
+
+
+class LlamaRunner:
+    supports_prefix_cache = True
+
+    def __init__(self, cast: Cast, slots: int, context: int):
+        model = cast.model
+        cfg = model.config
+        inner = model.model
+        self.heads = cfg.num_attention_heads
+        self.kv_heads = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.group = self.heads // self.kv_heads
+        self.q_dim = self.heads * self.head_dim
+        self.qk_dim = (self.heads + self.kv_heads) * self.head_dim
+        self.embed = inner.embed_tokens.weight
+        self.norm = (inner.norm.weight, inner.norm.variance_epsilon)
+        self.lm_head = model.get_output_embeddings().weight
+        dtype, device = self.embed.dtype, self.embed.device
+        q_order = _pair_order(self.heads, self.head_dim).to(device)
+        k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
+        self.layers = []
+        for layer in inner.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            q, k, v = _base(att.q_proj), _base(att.k_proj), _base(att.v_proj)
+            qkv = torch.cat([q.weight[q_order], k.weight[k_order], v.weight]).contiguous()
+            bias = None
+            if q.bias is not None:
+                bias = torch.cat([q.bias[q_order], k.bias[k_order], v.bias])
+            self.layers.append(
+                dict(
+                    ln1=(layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
+                    ln2=(
+                        layer.post_attention_layernorm.weight,
+                        layer.post_attention_layernorm.variance_epsilon,
+                    ),
+                    qkv=(qkv, bias),
+                    o=(_base(att.o_proj).weight, _base(att.o_proj).bias),
+                    gate=(_base(mlp.gate_proj).weight, _base(mlp.gate_proj).bias),
+                    up=(_base(mlp.up_proj).weight, _base(mlp.up_proj).bias),
+                    down=(_base(mlp.down_proj).weight, _base(mlp.down_proj).bias),
+                )
+            )
+        self.lora = LoraPacks(
+            list(inner.layers),
+            cast.lora.rank,
+            {"self_attn.q_proj": q_order, "self_attn.k_proj": k_order},
+        )
+        self.neeko = cast.neeko
+        self.scaling = cast.lora.scaling
+        rotary = inner.rotary_emb
+        positions = torch.arange(context, device=device, dtype=torch.float32)
+        angles = torch.outer(positions, rotary.inv_freq.to(device=device, dtype=torch.float32))
+        scale = torch.full_like(angles, float(rotary.attention_scaling))
+        self.freqs = torch.polar(scale, angles)  # (context, head_dim / 2), complex64
+        shape = (len(self.layers), 2, slots, self.kv_heads, context, self.head_dim)
+        self.kv = torch.empty(shape, dtype=dtype, device=device)
+        self.kv_bytes_per_token = len(self.layers) * 2 * self.kv_heads * self.head_dim
+        self.kv_bytes_per_token *= self.kv.element_size()
+        self._block_index: dict[str, int] = {}
+
+    # -- routing ---------------------------------------------------------------------
+    def invalidate(self) -> None:
+        self.lora.clear()
+        self._block_index = {b: i for i, b in enumerate(self.neeko.block_ids)}
+
+    def _routing(self, segs: list[Segment], device) -> tuple[list[dict] | None, dict]:
+        """The step's packs and, per members count, each token's scale (tokens, K*r)."""
+        if not self._block_index and self.neeko.block_ids:
+            self.invalidate()
+        index = self._block_index
+        union = tuple(sorted({index[b] for s in segs for b, _ in s.blend}))
+        if not union or not self.lora.groups:
+            return None, {}
+        column = {b: j for j, b in enumerate(union)}
+        rank = self.lora.rank
+        table = torch.zeros(len(segs), len(union), dtype=torch.float32)
+        for row, seg in enumerate(segs):
+            for block, weight in seg.blend:
+                table[row, column[index[block]]] = weight * self.scaling
+        counts = torch.tensor([len(s.tokens) for s in segs])
+        per_token = table.repeat_interleave(counts, dim=0).repeat_interleave(rank, dim=1)
+        per_token = per_token.to(device=device, dtype=self.kv.dtype)
+        scales = {
+            m: per_token.repeat(1, m) for m in {self.lora.members(g) for g in self.lora.groups}
+        }
+        return self.lora.get(union), scales
+
+    # -- the forward -------------------------------------------------------------------
+    def forward(self, decode: list[Segment], prefill: list[Segment]) -> torch.Tensor:
+        segs = decode + prefill
+        device = self.embed.device
+        tokens = [t for s in segs for t in s.tokens]
+        positions = [s.start + i for s in segs for i in range(len(s.tokens))]
+        slots = [s.slot for s in segs for _ in s.tokens]
+        ids = torch.tensor(tokens, device=device)
+        pos = torch.tensor(positions, device=device)
+        slot_idx = torch.tensor(slots, device=device)
+        freqs = self.freqs[pos].unsqueeze(1)
+        packs, scales = self._routing(segs, device)
+        n_dec = len(decode)
+        dec_mask = None
+        if n_dec:
+            length = max(s.start for s in decode) + 1
+            lens = torch.tensor([s.start + 1 for s in decode], device=device)
+            dec_mask = (torch.arange(length, device=device) < lens[:, None])[:, None, None, :]
+        spans, offset = [], n_dec
+        for seg in prefill:
+            n, end = len(seg.tokens), seg.start + len(seg.tokens)
+            rows = torch.arange(seg.start, end, device=device).repeat_interleave(self.group)
+            mask = torch.arange(end, device=device)[None, :] <= rows[:, None]
+            spans.append((offset, n, seg.slot, end, mask))
+            offset += n
+        want = [i for i in range(n_dec)]
+        for (start, n, *_), seg in zip(spans, prefill):
+            if seg.logits:
+                want.append(start + n - 1)
+
+        x = F.embedding(ids, self.embed)
+        hidden = x.shape[1]
+        for li, layer in enumerate(self.layers):
+            lora = packs[li] if packs is not None else {}
+            h = F.rms_norm(x, (hidden,), *layer["ln1"])
+            qkv = self._linear(h, layer["qkv"], lora.get("qkv"), scales)
+            torch.view_as_complex(
+                qkv[:, : self.qk_dim].view(-1, self.heads + self.kv_heads, self.head_dim // 2, 2)
+            ).mul_(freqs)
+            cache = self.kv[li]
+            cache[:, slot_idx, :, pos] = qkv[:, self.q_dim :].view(
+                -1, 2, self.kv_heads, self.head_dim
+            )
+            attn = self._attention(qkv, cache, n_dec, dec_mask, spans)
+            self._linear(attn, layer["o"], lora.get("o"), scales, out=x)
+            h = F.rms_norm(x, (hidden,), *layer["ln2"])
+            gate = self._linear(h, layer["gate"], lora.get("gate"), scales)
+            up = self._linear(h, layer["up"], lora.get("up"), scales)
+            act = F.silu(gate, inplace=True).mul_(up)
+            self._linear(act, layer["down"], lora.get("down"), scales, out=x)
+        rows = x[want] if len(want) < x.shape[0] else x
+        rows = F.rms_norm(rows, (hidden,), *self.norm)
+        return (rows @ self.lm_head.t()).float()
+
+    @staticmethod
+    def _linear(x, weight_bias, pack, scales, out=None) -> torch.Tensor:
+        """x W^T (+ bias) (+ the LoRA of the step's blocks), added into `out` if given."""
+        weight, bias = weight_bias
+        if out is None:
+            y = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+        else:
+            y = out.addmm_(x, weight.t())
+            if bias is not None:
+                y.add_(bias)
+        if pack is not None:
+            xa = (x @ pack.a.t()).mul_(scales[pack.members])
+            y.addmm_(xa, pack.b.t())
+        return y
+
+    def _attention(self, qkv, cache, n_dec, dec_mask, spans) -> torch.Tensor:
+        hd, g, kvh = self.head_dim, self.group, self.kv_heads
+        q = qkv[:, : self.q_dim]
+        parts = []
+        if n_dec:
+            length = dec_mask.shape[-1]
+            qd = q[:n_dec].view(n_dec, kvh, g, hd)
+            k = cache[0, :n_dec, :, :length]
+            v = cache[1, :n_dec, :, :length]
+            out = F.scaled_dot_product_attention(qd, k, v, attn_mask=dec_mask)
+            parts.append(out.reshape(n_dec, self.q_dim))
+        for start, n, slot, end, mask in spans:
+            qp = q[start : start + n].view(n, kvh, g, hd).transpose(0, 1).reshape(1, kvh, n * g, hd)
+            k = cache[0, slot : slot + 1, :, :end]
+            v = cache[1, slot : slot + 1, :, :end]
+            out = F.scaled_dot_product_attention(qp, k, v, attn_mask=mask)
+            parts.append(out.view(kvh, n, g, hd).transpose(0, 1).reshape(n, self.q_dim))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    # -- slots -------------------------------------------------------------------------
+    def move(self, src: int, dst: int, length: int) -> None:
+        self.kv[:, :, dst, :, :length] = self.kv[:, :, src, :, :length]
+
+    def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
+        saved = self.kv[:, :, b, :, :length_b].clone()
+        self.move(a, b, length_a)
+        self.kv[:, :, a, :, :length_b] = saved
+
+    def read_kv(self, slot: int, start: int, end: int) -> torch.Tensor:
+        """Positions start..end-1 of a slot, tokens first: (n, layers, 2, kv_heads, d)."""
+        return self.kv[:, :, slot, :, start:end].permute(3, 0, 1, 2, 4).contiguous()
+
+    def write_kv(self, slot: int, start: int, kv: torch.Tensor) -> None:
+        self.kv[:, :, slot, :, start : start + kv.shape[0]] = kv.permute(1, 2, 3, 0, 4)
+
+    def release(self, slot: int) -> None:
+        """Nothing to do: the slot's cache is overwritten by its next sequence."""
