@@ -14,7 +14,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-
 from torch import nn
 
 from ..neeko.layer import DynamicLoraLinear
