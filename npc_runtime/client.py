@@ -1,0 +1,270 @@
+"""Python clients of the npc-runtime daemon: NpcClient (blocking) and AsyncNpcClient.
+
+    with NpcClient("127.0.0.1:50051") as client:
+        for event in client.speak("brann", "Can you mend my sword?", session_id="save1"):
+            if event.HasField("token"):
+                print(event.token.text, end="", flush=True)
+
+Replies and results are the npc_runtime.v1 messages (see the .proto for every field);
+profiles, dialogue records, sampling and training options may be given as plain dicts.
+Every refused call raises NpcRuntimeError with the gRPC status name and the server's
+message. Leaving a speak() or expand_npc() stream early cancels it on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+
+import grpc
+
+from .v1 import npc_runtime_pb2 as pb
+from .v1 import npc_runtime_pb2_grpc as pb_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_ADMIN = frozenset({"RegisterNpc", "ExpandNpc", "RemoveNpc", "ResetSession"})
+_OPTIONS = [("grpc.max_send_message_length", 32 * 2**20)]
+
+
+class NpcRuntimeError(RuntimeError):
+    """A call the server refused (or could not be reached for): `code` is the gRPC status
+    name (NOT_FOUND, INVALID_ARGUMENT, ...), the message says what to fix."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _error(exc: grpc.RpcError) -> NpcRuntimeError:
+    return NpcRuntimeError(exc.code().name, exc.details() or "")
+
+
+def speak_request(
+    npc_id: str,
+    text: str,
+    session_id: str = "default",
+    speaker_name: str | None = None,
+    sampling: Mapping | pb.Sampling | None = None,
+    request_id: str = "",
+) -> pb.SpeakRequest:
+    request = pb.SpeakRequest(
+        npc_id=npc_id, session_id=session_id, text=text, request_id=request_id
+    )
+    if speaker_name is not None:
+        request.speaker_name = speaker_name
+    if sampling is not None:
+        request.sampling.CopyFrom(
+            sampling if isinstance(sampling, pb.Sampling) else pb.Sampling(**sampling)
+        )
+    return request
+
+
+def _profile(profile: Mapping | pb.NpcProfile) -> pb.NpcProfile:
+    return profile if isinstance(profile, pb.NpcProfile) else pb.NpcProfile(**profile)
+
+
+def expand_request(
+    profile: Mapping | pb.NpcProfile,
+    records: list[Mapping | pb.DialogueRecord],
+    training: Mapping | pb.TrainingOptions | None = None,
+) -> pb.ExpandNpcRequest:
+    """records: {"context": [{"speaker": ..., "text": ...}], "reply": ...} or messages."""
+    request = pb.ExpandNpcRequest(profile=_profile(profile))
+    for record in records:
+        if isinstance(record, pb.DialogueRecord):
+            request.records.append(record)
+        else:
+            request.records.add(
+                context=[pb.Line(**line) for line in record.get("context", [])],
+                reply=record["reply"],
+            )
+    if training is not None:
+        request.training.CopyFrom(
+            training if isinstance(training, pb.TrainingOptions) else pb.TrainingOptions(**training)
+        )
+    return request
+
+
+class _Base:
+    def __init__(self, address: str, token: str | None, admin_token: str | None):
+        self.address = address
+        self._token = token
+        self._admin_token = admin_token
+
+    def _metadata(self, method: str) -> tuple[tuple[str, str], ...]:
+        token = self._admin_token if method in _ADMIN and self._admin_token else self._token
+        return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class NpcClient(_Base):
+    """Blocking client; one channel, safe to share between threads."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        token: str | None = None,
+        admin_token: str | None = None,
+        timeout: float | None = None,
+    ):
+        super().__init__(address, token, admin_token)
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(address, options=_OPTIONS)
+        self.stub = pb_grpc.NpcRuntimeStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> NpcClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method: str, request):
+        try:
+            return getattr(self.stub, method)(
+                request, metadata=self._metadata(method), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def _stream(self, method: str, request) -> Iterator:
+        call = getattr(self.stub, method)(request, metadata=self._metadata(method))
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        finally:
+            call.cancel()  # a no-op once the stream has ended; cancels it when left early
+
+    def speak(self, npc_id: str, text: str, **options) -> Iterator[pb.SpeakEvent]:
+        """Stream one reply: Started, Token and Sentence events, then Final. Options:
+        session_id, speaker_name, sampling, request_id (see speak_request)."""
+        return self._stream("Speak", speak_request(npc_id, text, **options))
+
+    def say(self, npc_id: str, text: str, **options) -> pb.Final:
+        """One whole reply (speak() without the streaming)."""
+        for event in self.speak(npc_id, text, **options):
+            if event.HasField("final"):
+                return event.final
+        raise NpcRuntimeError("INTERNAL", "the stream ended without a final event")
+
+    def cancel(self, request_id: str) -> None:
+        self._call("Cancel", pb.CancelRequest(request_id=request_id))
+
+    def register_npc(self, profile: Mapping | pb.NpcProfile) -> pb.Npc:
+        return self._call("RegisterNpc", pb.RegisterNpcRequest(profile=_profile(profile)))
+
+    def expand_npc(self, profile, records, training=None) -> Iterator[pb.ExpandEvent]:
+        return self._stream("ExpandNpc", expand_request(profile, records, training))
+
+    def list_npcs(self) -> list[pb.Npc]:
+        return list(self._call("ListNpcs", pb.ListNpcsRequest()).npcs)
+
+    def get_npc(self, npc_id: str) -> pb.Npc:
+        return self._call("GetNpc", pb.GetNpcRequest(npc_id=npc_id))
+
+    def remove_npc(self, npc_id: str) -> pb.Npc:
+        return self._call("RemoveNpc", pb.RemoveNpcRequest(npc_id=npc_id)).removed
+
+    def get_session(self, session_id: str, max_turns: int = 0) -> pb.Session:
+        request = pb.GetSessionRequest(session_id=session_id, max_turns=max_turns)
+        return self._call("GetSession", request)
+
+    def list_sessions(self, page_size: int = 0, page_token: str = "") -> pb.ListSessionsResponse:
+        request = pb.ListSessionsRequest(page_size=page_size, page_token=page_token)
+        return self._call("ListSessions", request)
+
+    def reset_session(self, session_id: str) -> int:
+        request = pb.ResetSessionRequest(session_id=session_id)
+        return self._call("ResetSession", request).turns_removed
+
+    def status(self) -> pb.Status:
+        return self._call("GetStatus", pb.GetStatusRequest())
+
+
+class AsyncNpcClient(_Base):
+    """The same calls for asyncio (grpc.aio); use within one event loop."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        token: str | None = None,
+        admin_token: str | None = None,
+        timeout: float | None = None,
+    ):
+        super().__init__(address, token, admin_token)
+        self.timeout = timeout
+        self.channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        self.stub = pb_grpc.NpcRuntimeStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncNpcClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _call(self, method: str, request):
+        try:
+            return await getattr(self.stub, method)(
+                request, metadata=self._metadata(method), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    async def _stream(self, method: str, request) -> AsyncIterator:
+        call = getattr(self.stub, method)(request, metadata=self._metadata(method))
+        try:
+            async for event in call:
+                yield event
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        finally:
+            call.cancel()
+
+    def speak(self, npc_id: str, text: str, **options) -> AsyncIterator[pb.SpeakEvent]:
+        return self._stream("Speak", speak_request(npc_id, text, **options))
+
+    async def say(self, npc_id: str, text: str, **options) -> pb.Final:
+        async for event in self.speak(npc_id, text, **options):
+            if event.HasField("final"):
+                return event.final
+        raise NpcRuntimeError("INTERNAL", "the stream ended without a final event")
+
+    async def cancel(self, request_id: str) -> None:
+        await self._call("Cancel", pb.CancelRequest(request_id=request_id))
+
+    async def register_npc(self, profile: Mapping | pb.NpcProfile) -> pb.Npc:
+        return await self._call("RegisterNpc", pb.RegisterNpcRequest(profile=_profile(profile)))
+
+    def expand_npc(self, profile, records, training=None) -> AsyncIterator[pb.ExpandEvent]:
+        return self._stream("ExpandNpc", expand_request(profile, records, training))
+
+    async def list_npcs(self) -> list[pb.Npc]:
+        return list((await self._call("ListNpcs", pb.ListNpcsRequest())).npcs)
+
+    async def get_npc(self, npc_id: str) -> pb.Npc:
+        return await self._call("GetNpc", pb.GetNpcRequest(npc_id=npc_id))
+
+    async def remove_npc(self, npc_id: str) -> pb.Npc:
+        return (await self._call("RemoveNpc", pb.RemoveNpcRequest(npc_id=npc_id))).removed
+
+    async def get_session(self, session_id: str, max_turns: int = 0) -> pb.Session:
+        request = pb.GetSessionRequest(session_id=session_id, max_turns=max_turns)
+        return await self._call("GetSession", request)
+
+    async def list_sessions(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListSessionsResponse:
+        request = pb.ListSessionsRequest(page_size=page_size, page_token=page_token)
+        return await self._call("ListSessions", request)
+
+    async def reset_session(self, session_id: str) -> int:
+        request = pb.ResetSessionRequest(session_id=session_id)
+        return (await self._call("ResetSession", request)).turns_removed
+
+    async def status(self) -> pb.Status:
+        return await self._call("GetStatus", pb.GetStatusRequest())

@@ -1,0 +1,132 @@
+"""One running daemon: the cast and engine, the session store, the gRPC server with the
+health and reflection services, and the metrics endpoint; started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..engine import Engine, EngineConfig
+from ..neeko.store import load_cast
+from ..v1 import npc_runtime_pb2 as pb
+from ..v1 import npc_runtime_pb2_grpc as pb_grpc
+from .config import ServerConfig
+from .grpc_api import NpcRuntimeServicer
+from .service import NpcService
+from .sessions import SessionStore
+
+log = logging.getLogger("npc_runtime.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NpcRuntime"].full_name
+# ExpandNpc carries its training records in one message.
+MAX_MESSAGE_BYTES = 32 * 2**20
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class Daemon:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self.service: NpcService | None = None
+        self._engine: Engine | None = None
+        self._store: SessionStore | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._metrics_http = None
+
+    async def start(self) -> None:
+        """Load everything, then listen; raises before listening if anything is wrong."""
+        config = self.config
+        config.auth.check_bind(config.host)
+        log.info("loading cast %s", config.cast)
+        cast = await asyncio.to_thread(load_cast, config.cast, config.base, config.device)
+        await asyncio.to_thread(lambda: cast.encoder)  # so the first RegisterNpc is quick
+        limits = config.service
+        engine = Engine(
+            cast,
+            EngineConfig(max_active=min(16, limits.max_streams), max_queued=limits.max_streams),
+        )
+        self._store = SessionStore(config.sessions_path)
+        await engine.start()
+        self._engine = engine
+        self.service = NpcService(cast, engine, self._store, limits, engine.config.max_tokens_limit)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_NpcRuntimeServicer_to_server(
+            NpcRuntimeServicer(self.service, config.auth), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        self.port = server.add_insecure_port(_address(config.host, config.port))
+        if not self.port:
+            raise OSError(f"cannot listen on {_address(config.host, config.port)}")
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if config.metrics_port is not None:
+            self._metrics_http = self.service.metrics.serve_http(
+                config.metrics_host, config.metrics_port
+            )
+            self.metrics_port = self._metrics_http.server_port
+        log.info(
+            "serving %d NPCs of %s on %s (%s, %s)%s; sessions in %s",
+            len(cast.npcs),
+            config.cast,
+            _address(config.host, self.port),
+            cast.base.name,
+            config.device,
+            f", metrics on http://{_address(config.metrics_host, self.metrics_port)}/metrics"
+            if self.metrics_port
+            else "",
+            config.sessions_path,
+        )
+
+    async def stop(self) -> None:
+        """Refuse new replies, let those in flight finish for the grace period (cancel the
+        rest), then stop the engine and close the store."""
+        if self.service is not None:
+            self.service.closing = True
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.config.grace_seconds)
+        if self._engine is not None:
+            await self._engine.stop()
+        if self._store is not None:
+            self._store.close()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+        log.info("stopped")
+
+
+async def serve(config: ServerConfig, on_ready: Callable[[Daemon], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    daemon = Daemon(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await daemon.start()
+        if on_ready is not None:
+            on_ready(daemon)
+        await stop.wait()
+        log.info("shutting down (grace %.0f s)", config.grace_seconds)
+    finally:
+        await daemon.stop()

@@ -1,0 +1,387 @@
+"""The daemon's behaviour, whatever door a request comes in by (gRPC now, a WebSocket
+bridge later): npc_runtime.v1 messages in, messages or event streams out, ServiceError
+(a gRPC status name and what to fix) for everything refused.
+
+All state of the service lives on one asyncio event loop: a check and the bookkeeping
+that follows it run without an `await` between them, so no other request can slip in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from .. import __version__
+from ..engine.api import EngineError, FinalResult, GenerationRequest, TokenDelta
+from ..neeko.cast import Cast
+from ..neeko.profile import ID_PATTERN
+from ..neeko.prompt import Turn, is_own_turn
+from ..v1 import npc_runtime_pb2 as pb
+from . import convert
+from .config import ServiceConfig
+from .errors import ServiceError, from_engine, invalid, not_found, precondition
+from .live_cast import LiveCast
+from .metrics import Metrics
+from .sentences import SentenceSplitter
+from .sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn
+
+log = logging.getLogger("npc_runtime.server")
+
+_FINISH = {
+    "stop": pb.FINISH_REASON_STOP,
+    "length": pb.FINISH_REASON_LENGTH,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+}
+
+
+@dataclass
+class _Flight:
+    """A Speak in progress: what Cancel, RemoveNpc and ResetSession need to know."""
+
+    request_id: str
+    npc_id: str
+    session_id: str
+    cancelled: bool = False
+
+
+class NpcService:
+    def __init__(
+        self,
+        cast: Cast,
+        engine,
+        store: SessionStore,
+        config: ServiceConfig,
+        max_tokens_limit: int,
+    ):
+        self.cast = cast
+        self.engine = engine
+        self.store = store
+        self.config = config
+        self.max_tokens_limit = max_tokens_limit
+        self.live = LiveCast(cast, engine)
+        self.metrics = Metrics(engine.stats)
+        self.closing = False
+        self._flights: dict[str, _Flight] = {}
+        self._busy_sessions: dict[str, str] = {}  # session id -> why it is busy
+        self._speaking: Counter[str] = Counter()
+        self._started = time.monotonic()
+
+    @contextlib.contextmanager
+    def observe(self, method: str) -> Iterator[None]:
+        """Count one call by method and final status."""
+        code = "OK"
+        try:
+            yield
+        except ServiceError as exc:
+            code = exc.code
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except Exception:
+            code = "INTERNAL"
+            log.exception("%s failed", method)
+            raise
+        finally:
+            self.metrics.requests.labels(method, code).inc()
+
+    def _accepting(self) -> None:
+        if self.closing:
+            raise ServiceError("UNAVAILABLE", "the server is shutting down")
+
+    # -- Speak ----------------------------------------------------------------------
+    async def speak(self, request: pb.SpeakRequest) -> AsyncIterator[pb.SpeakEvent]:
+        """Callers must close the iterator (contextlib.aclosing) when they stop early:
+        closing it cancels the reply in the engine."""
+        received = time.perf_counter()
+        with self.observe("Speak"):
+            self._accepting()
+            npc_id = convert.checked_id(request.npc_id, "npc_id")
+            session_id = convert.checked_id(request.session_id, "session_id")
+            text = convert.player_text(request.text, self.config.max_text_bytes)
+            speaker = convert.speaker_name(request)
+            sampling = convert.sampling(request.sampling, self.max_tokens_limit)
+            request_id = request.request_id or uuid.uuid4().hex
+            convert.checked_id(request_id, "request_id")
+            npc = self.live.check_speakable(npc_id)
+            if is_own_turn(npc.profile, speaker):
+                raise invalid(f"speaker_name {speaker!r} is the NPC's own name: use another")
+            if request_id in self._flights:
+                raise ServiceError("ALREADY_EXISTS", f"request_id {request_id!r} is in flight")
+            if session_id in self._busy_sessions:
+                raise precondition(
+                    f"session {session_id!r} {self._busy_sessions[session_id]}: one reply at a "
+                    "time per session; wait for its Final event or cancel it"
+                )
+            if len(self._flights) >= self.config.max_streams:
+                raise ServiceError(
+                    "RESOURCE_EXHAUSTED",
+                    f"{len(self._flights)} streams in flight, the limit: retry shortly",
+                )
+            flight = _Flight(request_id, npc_id, session_id)
+            self._flights[request_id] = flight
+            self._busy_sessions[session_id] = f"has a reply in flight (request {request_id})"
+            self._speaking[npc_id] += 1
+            self.metrics.active_streams.inc()
+            try:
+                async for event in self._reply(flight, npc.name, speaker, text, sampling):
+                    event.elapsed_seconds = time.perf_counter() - received
+                    yield event
+            finally:
+                del self._flights[request_id]
+                del self._busy_sessions[session_id]
+                self._speaking[npc_id] -= 1
+                if not self._speaking[npc_id]:
+                    del self._speaking[npc_id]
+                self.metrics.active_streams.dec()
+
+    async def _reply(self, flight: _Flight, npc_name, speaker, text, sampling):
+        history = await asyncio.to_thread(
+            self.store.recent_turns, flight.session_id, self.config.max_history_turns
+        )
+        turns = tuple(_prompt_turn(t, flight.npc_id) for t in history) + (Turn(speaker, text),)
+        yield pb.SpeakEvent(
+            started=pb.Started(
+                request_id=flight.request_id,
+                session_id=flight.session_id,
+                npc_id=flight.npc_id,
+                npc_name=npc_name,
+            )
+        )
+        if flight.cancelled:  # Cancel arrived before the engine had the request
+            yield pb.SpeakEvent(final=pb.Final(finish_reason=pb.FINISH_REASON_CANCELLED))
+            return
+        started = time.perf_counter()
+        last_token: float | None = None
+        splitter = SentenceSplitter()
+        final: FinalResult | None = None
+        request = GenerationRequest(flight.request_id, flight.npc_id, turns, sampling)
+        try:
+            async with contextlib.aclosing(self.engine.submit(request)) as stream:
+                async for item in stream:
+                    if isinstance(item, TokenDelta):
+                        now = time.perf_counter()
+                        if last_token is None:
+                            self.metrics.ttft.observe(now - started)
+                        else:
+                            self.metrics.inter_token.observe(now - last_token)
+                        last_token = now
+                        yield pb.SpeakEvent(
+                            token=pb.TokenDelta(text=item.text, token_ids=item.token_ids)
+                        )
+                        for index, sentence in splitter.feed(item.text):
+                            yield _sentence(index, sentence)
+                    else:
+                        final = item
+        except EngineError as exc:
+            raise from_engine(exc) from None
+        if final is None or final.finish_reason == "error":
+            raise ServiceError("INTERNAL", "the engine failed on this reply; nothing was stored")
+        reply = final.text.strip()
+        stored = final.finish_reason in ("stop", "length")
+        if stored:
+            for index, sentence in splitter.finish(reply):
+                yield _sentence(index, sentence)
+            exchange = [NewTurn(PLAYER, "", speaker, text)]
+            if reply:  # an NPC that says nothing leaves no turn
+                exchange.append(NewTurn(NPC, flight.npc_id, npc_name, reply))
+            await asyncio.to_thread(
+                self.store.append, flight.session_id, flight.request_id, exchange
+            )
+        self._count_tokens(final)
+        log.info(
+            "Speak %s npc=%s session=%s: %s, %d tokens, ttft %s, %.2f s%s",
+            flight.request_id,
+            flight.npc_id,
+            flight.session_id,
+            final.finish_reason,
+            final.completion_tokens,
+            "-" if final.time_to_first_token_s is None else f"{final.time_to_first_token_s:.3f} s",
+            final.total_time_s,
+            ", stored" if stored else "",
+        )
+        yield pb.SpeakEvent(
+            final=pb.Final(
+                text=reply,
+                finish_reason=_FINISH[final.finish_reason],
+                prompt_tokens=final.prompt_tokens,
+                completion_tokens=final.completion_tokens,
+                cached_prompt_tokens=final.cached_prompt_tokens,
+                time_to_first_token_seconds=final.time_to_first_token_s,
+                total_seconds=final.total_time_s,
+                stored=stored,
+            )
+        )
+
+    def _count_tokens(self, final: FinalResult) -> None:
+        self.metrics.tokens.labels("prompt").inc(final.prompt_tokens)
+        self.metrics.tokens.labels("cached_prompt").inc(final.cached_prompt_tokens)
+        self.metrics.tokens.labels("completion").inc(final.completion_tokens)
+
+    async def cancel(self, request: pb.CancelRequest) -> pb.CancelResponse:
+        with self.observe("Cancel"):
+            flight = self._flights.get(request.request_id)
+            if flight is None:
+                raise not_found(f"no reply in flight with request_id {request.request_id!r}")
+            flight.cancelled = True
+            self.engine.cancel(flight.request_id)
+            return pb.CancelResponse()
+
+    # -- the cast -------------------------------------------------------------------
+    async def register_npc(self, request: pb.RegisterNpcRequest) -> pb.Npc:
+        with self.observe("RegisterNpc"):
+            self._accepting()
+            profile = convert.profile(request.profile)
+            started = time.perf_counter()
+            npc = await self.live.register(profile)
+            log.info(
+                "registered %s by fusion in %.0f ms: %s",
+                npc.id,
+                (time.perf_counter() - started) * 1000,
+                ", ".join(f"{b} {w:.2f}" for b, w in npc.blend.items()),
+            )
+            return convert.npc_message(npc)
+
+    async def expand_npc(self, request: pb.ExpandNpcRequest) -> AsyncIterator[pb.ExpandEvent]:
+        """Like speak(): close the iterator when stopping early; that cancels training."""
+        with self.observe("ExpandNpc"):
+            self._accepting()
+            profile = convert.profile(request.profile)
+            samples = convert.samples(profile.id, request.records, self.config.max_expand_records)
+            config = convert.train_config(request.training)
+            progress: asyncio.Queue = asyncio.Queue()
+            task = asyncio.ensure_future(
+                self.live.expand(profile, samples, config, progress.put_nowait)
+            )
+            task.add_done_callback(lambda _: progress.put_nowait(None))
+            log.info("expanding %s on %d records", profile.id, len(samples))
+            try:
+                while (step := await progress.get()) is not None:
+                    yield pb.ExpandEvent(
+                        progress=pb.ExpandProgress(
+                            step=step.step,
+                            total_steps=step.total_steps,
+                            loss=step.loss,
+                            eta_seconds=step.eta_seconds,
+                        )
+                    )
+                npc, report = task.result()
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.wait([task])
+                    log.info("expansion of %s cancelled", profile.id)
+            log.info("expanded %s: %d steps in %.1f s", npc.id, report.steps, report.seconds)
+            yield pb.ExpandEvent(
+                done=pb.ExpandDone(
+                    npc=convert.npc_message(npc),
+                    steps=report.steps,
+                    seconds=report.seconds,
+                    final_loss=report.final_loss.get(npc.id, 0.0),
+                )
+            )
+
+    async def list_npcs(self, request: pb.ListNpcsRequest) -> pb.ListNpcsResponse:
+        with self.observe("ListNpcs"):
+            npcs = [n for n in self.cast.npcs.values() if self.live.ready(n.id)]
+            return pb.ListNpcsResponse(npcs=[convert.npc_message(n) for n in npcs])
+
+    async def get_npc(self, request: pb.GetNpcRequest) -> pb.Npc:
+        with self.observe("GetNpc"):
+            npc_id = convert.checked_id(request.npc_id, "npc_id")
+            return convert.npc_message(self.live.check_speakable(npc_id))
+
+    async def remove_npc(self, request: pb.RemoveNpcRequest) -> pb.RemoveNpcResponse:
+        with self.observe("RemoveNpc"):
+            npc_id = convert.checked_id(request.npc_id, "npc_id")
+            npc = await self.live.remove(npc_id, speaking=lambda i: self._speaking[i] > 0)
+            log.info("removed %s (%s)", npc.id, npc.kind)
+            return pb.RemoveNpcResponse(removed=convert.npc_message(npc))
+
+    # -- sessions -------------------------------------------------------------------
+    async def get_session(self, request: pb.GetSessionRequest) -> pb.Session:
+        with self.observe("GetSession"):
+            session_id = convert.checked_id(request.session_id, "session_id")
+            record = await asyncio.to_thread(self.store.get, session_id, request.max_turns)
+            if record is None:
+                raise not_found(f"no session {session_id!r}")
+            return pb.Session(
+                id=record.id,
+                turns=[convert.turn_message(t) for t in record.turns],
+                created_at=convert.timestamp(record.created_at),
+                updated_at=convert.timestamp(record.updated_at),
+            )
+
+    async def list_sessions(self, request: pb.ListSessionsRequest) -> pb.ListSessionsResponse:
+        with self.observe("ListSessions"):
+            size = request.page_size or 100
+            if size > 1000:
+                raise invalid("page_size must be at most 1000")
+            after = request.page_token
+            if after and not ID_PATTERN.fullmatch(after):
+                raise invalid("page_token is not one this server gave out")
+            rows = await asyncio.to_thread(self.store.list, size + 1, after)
+            page = rows[:size]
+            return pb.ListSessionsResponse(
+                sessions=[convert.summary_message(s) for s in page],
+                next_page_token=page[-1].id if len(rows) > size else "",
+            )
+
+    async def reset_session(self, request: pb.ResetSessionRequest) -> pb.ResetSessionResponse:
+        with self.observe("ResetSession"):
+            session_id = convert.checked_id(request.session_id, "session_id")
+            if session_id in self._busy_sessions:
+                raise precondition(
+                    f"session {session_id!r} {self._busy_sessions[session_id]}: "
+                    "cancel it or wait for its Final event"
+                )
+            self._busy_sessions[session_id] = "is being reset"
+            try:
+                removed = await asyncio.to_thread(self.store.delete, session_id)
+            finally:
+                del self._busy_sessions[session_id]
+            if removed is None:
+                raise not_found(f"no session {session_id!r}")
+            log.info("reset session %s (%d turns)", session_id, removed)
+            return pb.ResetSessionResponse(turns_removed=removed)
+
+    # -- status ---------------------------------------------------------------------
+    async def get_status(self, request: pb.GetStatusRequest) -> pb.Status:
+        with self.observe("GetStatus"):
+            stats = self.engine.stats()
+            return pb.Status(
+                version=__version__,
+                base_model=self.cast.base.name,
+                base_model_path=str(self.cast.base.path),
+                device=str(next(self.cast.model.parameters()).device),
+                cast_path=str(self.cast.path),
+                npc_count=len(self.cast.npcs),
+                block_count=len(self.cast.blocks),
+                active_streams=len(self._flights),
+                max_streams=self.config.max_streams,
+                queued=stats.queued,
+                cache_bytes=stats.cache_bytes,
+                cache_budget_bytes=stats.cache_budget_bytes,
+                cache_hits=stats.cache_hits,
+                cache_misses=stats.cache_misses,
+                training_npc_id=self.live.training or "",
+                uptime_seconds=time.monotonic() - self._started,
+            )
+
+
+def _prompt_turn(turn: StoredTurn, npc_id: str) -> Turn:
+    """The replying NPC's own lines by its id (so the prompt makes them its own turns),
+    everyone else's by the name they had when they spoke."""
+    if turn.speaker_kind == NPC and turn.npc_id == npc_id:
+        return Turn(npc_id, turn.text)
+    return Turn(turn.speaker_name, turn.text)
+
+
+def _sentence(index: int, text: str) -> pb.SpeakEvent:
+    return pb.SpeakEvent(sentence=pb.Sentence(index=index, text=text))
