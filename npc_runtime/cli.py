@@ -115,6 +115,50 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base")
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--seed", type=int, default=7)
+
+    p = sub.add_parser("serve", help="run the daemon: the gRPC API over a live cast")
+    p.add_argument(
+        "--cast",
+        help="cast folder, changed in place by RegisterNpc and friends "
+        "(default: DATA_DIR/cast, a copy of the bundled village cast)",
+    )
+    p.add_argument("--base", help="base model (default: the one the cast was made for)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument(
+        "--data-dir",
+        help="sessions database and default cast "
+        "(default: $NPC_RUNTIME_DATA or ~/.local/share/npc-runtime)",
+    )
+    p.add_argument(
+        "--token",
+        help="require 'authorization: Bearer TOKEN' on every call "
+        "(default: $NPC_RUNTIME_TOKEN; required off loopback)",
+    )
+    p.add_argument(
+        "--admin-token",
+        help="require this token instead for RegisterNpc, ExpandNpc, "
+        "RemoveNpc and ResetSession (default: $NPC_RUNTIME_ADMIN_TOKEN)",
+    )
+    p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port")
+    p.add_argument("--metrics-host", default="127.0.0.1")
+    p.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint")
+    p.add_argument("--max-streams", type=int, default=32, help="Speak streams at once")
+    p.add_argument("--max-text-bytes", type=int, default=4096, help="longest player line")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+
+    p = sub.add_parser("chat", help="talk to the daemon's NPCs in the terminal")
+    p.add_argument("--npc", required=True, help="NPC to talk to first (switch with /npc ID)")
+    p.add_argument("--session", default="chat", help="session id (default: chat)")
+    p.add_argument("--name", help="your name in the scene (default: Player)")
+    p.add_argument("--address", default="127.0.0.1:50051")
+    p.add_argument("--token", help="default: $NPC_RUNTIME_TOKEN")
+    p.add_argument(
+        "--admin-token",
+        help="for /reset when the server has one (default: $NPC_RUNTIME_ADMIN_TOKEN)",
+    )
+    p.add_argument("--max-tokens", type=int)
     return parser
 
 
@@ -266,6 +310,71 @@ def cmd_demo(args) -> int:
     return play(args.cast, args.base, args.max_tokens, args.seed, _write)
 
 
+def _serve_config(args):
+    import shutil
+
+    from .demo import ASSETS
+    from .server.auth import AuthPolicy
+    from .server.config import ServerConfig, ServiceConfig, default_data_dir
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    cast = Path(args.cast) if args.cast else data_dir / "cast"
+    if not args.cast and not (cast / "cast.json").exists():
+        # Serve a copy: registrations must not change the cast shipped with the package.
+        shutil.copytree(ASSETS / "cast", cast, dirs_exist_ok=True)
+    return ServerConfig(
+        cast=cast,
+        data_dir=data_dir,
+        base=args.base,
+        device=args.device,
+        host=args.host,
+        port=args.port,
+        auth=AuthPolicy(
+            token=args.token or os.environ.get("NPC_RUNTIME_TOKEN") or None,
+            admin_token=args.admin_token or os.environ.get("NPC_RUNTIME_ADMIN_TOKEN") or None,
+        ),
+        metrics_host=args.metrics_host,
+        metrics_port=None if args.no_metrics else args.metrics_port,
+        service=ServiceConfig(max_text_bytes=args.max_text_bytes, max_streams=args.max_streams),
+    )
+
+
+def cmd_serve(args) -> int:
+    import asyncio
+    import logging
+
+    from .server.daemon import serve
+    from .server.errors import ServiceError
+    from .server.sessions import StoreError
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        asyncio.run(serve(_serve_config(args)))
+    except (ServiceError, StoreError, OSError) as exc:
+        print(f"npc-runtime: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .chat import Chat, run
+    from .client import NpcClient, NpcRuntimeError
+
+    token = args.token or os.environ.get("NPC_RUNTIME_TOKEN")
+    admin = args.admin_token or os.environ.get("NPC_RUNTIME_ADMIN_TOKEN")
+    with NpcClient(args.address, token=token, admin_token=admin) as client:
+        chat = Chat(client, args.npc, args.session, args.name, _write, args.max_tokens)
+        try:
+            return run(chat)
+        except NpcRuntimeError as exc:  # the server is not there, or refuses the NPC
+            print(f"npc-runtime: error: {exc}", file=sys.stderr)
+            return 2
+
+
 COMMANDS = {
     "train": cmd_train,
     "expand": cmd_expand,
@@ -274,6 +383,8 @@ COMMANDS = {
     "export": cmd_export,
     "eval": cmd_eval,
     "demo": cmd_demo,
+    "serve": cmd_serve,
+    "chat": cmd_chat,
 }
 
 
