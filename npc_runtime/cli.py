@@ -343,6 +343,8 @@ def cmd_serve(args) -> int:
     import asyncio
     import logging
 
+    from transformers.utils import logging as hf_logging
+
     from .server.daemon import serve
     from .server.errors import ServiceError
     from .server.sessions import StoreError
@@ -352,6 +354,9 @@ def cmd_serve(args) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # One line per event: no progress bars from model loading or profile embedding.
+    hf_logging.disable_progress_bar()
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(_serve_config(args)))
     except (ServiceError, StoreError, OSError) as exc:

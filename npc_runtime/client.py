@@ -39,6 +39,12 @@ def _error(exc: grpc.RpcError) -> NpcRuntimeError:
     return NpcRuntimeError(exc.code().name, exc.details() or "")
 
 
+def _final(events: list[pb.SpeakEvent]) -> pb.Final:
+    if not events or not events[-1].HasField("final"):
+        raise NpcRuntimeError("INTERNAL", "the stream ended without a final event")
+    return events[-1].final
+
+
 def speak_request(
     npc_id: str,
     text: str,
@@ -144,10 +150,7 @@ class NpcClient(_Base):
 
     def say(self, npc_id: str, text: str, **options) -> pb.Final:
         """One whole reply (speak() without the streaming)."""
-        for event in self.speak(npc_id, text, **options):
-            if event.HasField("final"):
-                return event.final
-        raise NpcRuntimeError("INTERNAL", "the stream ended without a final event")
+        return _final(list(self.speak(npc_id, text, **options)))
 
     def cancel(self, request_id: str) -> None:
         self._call("Cancel", pb.CancelRequest(request_id=request_id))
@@ -229,10 +232,7 @@ class AsyncNpcClient(_Base):
         return self._stream("Speak", speak_request(npc_id, text, **options))
 
     async def say(self, npc_id: str, text: str, **options) -> pb.Final:
-        async for event in self.speak(npc_id, text, **options):
-            if event.HasField("final"):
-                return event.final
-        raise NpcRuntimeError("INTERNAL", "the stream ended without a final event")
+        return _final([event async for event in self.speak(npc_id, text, **options)])
 
     async def cancel(self, request_id: str) -> None:
         await self._call("Cancel", pb.CancelRequest(request_id=request_id))

@@ -41,6 +41,11 @@ _FINISH = {
 
 
 @dataclass
+class _Call:
+    done: bool = False
+
+
+@dataclass
 class _Flight:
     """A Speak in progress: what Cancel, RemoveNpc and ResetSession need to know."""
 
@@ -73,16 +78,18 @@ class NpcService:
         self._started = time.monotonic()
 
     @contextlib.contextmanager
-    def observe(self, method: str) -> Iterator[None]:
-        """Count one call by method and final status."""
+    def observe(self, method: str) -> Iterator[_Call]:
+        """Count one call by method and final status. A stream closed by its client
+        after its last event (`call.done`) counts as OK, not CANCELLED."""
+        call = _Call()
         code = "OK"
         try:
-            yield
+            yield call
         except ServiceError as exc:
             code = exc.code
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            code = "CANCELLED"
+            code = "OK" if call.done else "CANCELLED"
             raise
         except Exception:
             code = "INTERNAL"
@@ -100,7 +107,7 @@ class NpcService:
         """Callers must close the iterator (contextlib.aclosing) when they stop early:
         closing it cancels the reply in the engine."""
         received = time.perf_counter()
-        with self.observe("Speak"):
+        with self.observe("Speak") as call:
             self._accepting()
             npc_id = convert.checked_id(request.npc_id, "npc_id")
             session_id = convert.checked_id(request.session_id, "session_id")
@@ -132,6 +139,7 @@ class NpcService:
             try:
                 async for event in self._reply(flight, npc.name, speaker, text, sampling):
                     event.elapsed_seconds = time.perf_counter() - received
+                    call.done = event.HasField("final")
                     yield event
             finally:
                 del self._flights[request_id]
@@ -250,7 +258,7 @@ class NpcService:
 
     async def expand_npc(self, request: pb.ExpandNpcRequest) -> AsyncIterator[pb.ExpandEvent]:
         """Like speak(): close the iterator when stopping early; that cancels training."""
-        with self.observe("ExpandNpc"):
+        with self.observe("ExpandNpc") as call:
             self._accepting()
             profile = convert.profile(request.profile)
             samples = convert.samples(profile.id, request.records, self.config.max_expand_records)
@@ -278,6 +286,7 @@ class NpcService:
                     await asyncio.wait([task])
                     log.info("expansion of %s cancelled", profile.id)
             log.info("expanded %s: %d steps in %.1f s", npc.id, report.steps, report.seconds)
+            call.done = True
             yield pb.ExpandEvent(
                 done=pb.ExpandDone(
                     npc=convert.npc_message(npc),
