@@ -176,9 +176,7 @@ class LlamaRunner:
             lora = packs[li] if packs is not None else {}
             h = F.rms_norm(x, (hidden,), *layer["ln1"])
             qkv = self._linear(h, layer["qkv"], lora.get("qkv"), scales)
-            torch.view_as_complex(
-                qkv[:, : self.qk_dim].view(-1, self.heads + self.kv_heads, self.head_dim // 2, 2)
-            ).mul_(freqs)
+            self._rotate(qkv[:, : self.qk_dim], freqs)
             cache = self.kv[li]
             cache[:, slot_idx, :, pos] = qkv[:, self.q_dim :].view(
                 -1, 2, self.kv_heads, self.head_dim
@@ -193,6 +191,15 @@ class LlamaRunner:
         rows = x[want] if len(want) < x.shape[0] else x
         rows = F.rms_norm(rows, (hidden,), *self.norm)
         return (rows @ self.lm_head.t()).float()
+
+    def _rotate(self, qk: torch.Tensor, freqs: torch.Tensor) -> None:
+        """Rotary embedding of q and k in place: pairs of rows as complex numbers."""
+        shape = (qk.shape[0], self.heads + self.kv_heads, self.head_dim // 2, 2)
+        if qk.dtype == torch.float32:
+            torch.view_as_complex(qk.view(shape)).mul_(freqs)
+        else:  # no complex bfloat16: rotate in float32
+            turned = torch.view_as_complex(qk.float().view(shape)) * freqs
+            qk.copy_(torch.view_as_real(turned).view(qk.shape))
 
     @staticmethod
     def _linear(x, weight_bias, pack, scales, out=None) -> torch.Tensor:
