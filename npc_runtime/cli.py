@@ -102,12 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--npc", required=True)
     p.add_argument("--out", required=True)
 
-    p = sub.add_parser("eval", help="held-out perplexity: own block vs no LoRA vs wrong block")
+    p = sub.add_parser("eval", help="compare ICL, RAG, shared LoRA and Neeko on held-out data")
     p.add_argument("--data", required=True, help="folder with train/test JSONL + profiles")
-    p.add_argument("--out", required=True, help="report folder (results.json, report.md)")
-    p.add_argument("--cast", help="evaluate this cast instead of pre-tuning one on --data")
+    p.add_argument("--out", required=True, help="report folder (report.md, results.json, PNG)")
     p.add_argument("--base")
-    p.add_argument("--max-test", type=int, help="held-out replies per character")
+    p.add_argument("--holdout", help="character held out for fusion/expansion (default: last)")
+    p.add_argument("--max-test", type=int, default=20, help="held-out replies per character")
+    p.add_argument("--attribution", type=int, default=8, help="replies per character")
+    p.add_argument("--generate", type=int, default=4, help="generated replies per character")
     _train_args(p)
 
     p = sub.add_parser("demo", help="play a short scene with the demo village cast")
@@ -284,23 +286,22 @@ def cmd_export(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation.run import EvalConfig, run_core, write_core_report
+    from .evaluation.report import write
+    from .evaluation.run import EvalConfig, Evaluation
 
     config = EvalConfig(
         data=Path(args.data),
         out=Path(args.out),
-        cast=Path(args.cast) if args.cast else None,
         base=args.base,
         train=_train_config(args),
+        holdout=args.holdout,
         max_test_per_character=args.max_test,
+        attribution_per_character=args.attribution,
+        generate_per_character=args.generate,
         seed=args.seed,
     )
-    results = run_core(config)
-    report = write_core_report(results, config.out)
+    report = write(Evaluation(config).run(), config.out)
     print(report.read_text())
-    if results.get("train_seconds") is not None:
-        print(f"training: {results['train_seconds']:.0f} s, {results['train_steps']} steps")
-    print(f"fusion of one NPC: {results['fusion_ms']:.1f} ms")
     return 0
 
 

@@ -12,6 +12,8 @@ import torch
 from transformers.generation.streamers import TextStreamer
 
 from .neeko.cast import Cast
+from .neeko.layer import Routing
+from .neeko.profile import NpcProfile
 from .neeko.prompt import Turn, scene_messages
 
 
@@ -44,15 +46,16 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-def reply(
+def generate(
     cast: Cast,
-    npc_id: str,
+    profile: NpcProfile,
     context: Sequence[Turn],
+    routing: Routing | None,
     sampling: Sampling = Sampling(),
     on_text: Callable[[str], None] | None = None,
 ) -> str:
-    npc = cast.npc(npc_id)
-    prompt = cast.prompts.prompt_ids(scene_messages(npc.profile, context))
+    """A reply in the voice of `profile` with the given LoRA routing (None: base model)."""
+    prompt = cast.prompts.prompt_ids(scene_messages(profile, context))
     device = next(cast.model.parameters()).device
     ids = torch.tensor([prompt], device=device)
     if sampling.seed is not None:
@@ -68,8 +71,19 @@ def reply(
     else:
         options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
     streamer = _Callback(cast.tokenizer, on_text) if on_text else None
-    with torch.no_grad(), cast.speaking(npc_id):
+    with torch.no_grad(), cast.neeko.routed(routing):
         out = cast.model.generate(
             ids, attention_mask=torch.ones_like(ids), streamer=streamer, **options
         )
     return cast.tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True).strip()
+
+
+def reply(
+    cast: Cast,
+    npc_id: str,
+    context: Sequence[Turn],
+    sampling: Sampling = Sampling(),
+    on_text: Callable[[str], None] | None = None,
+) -> str:
+    npc = cast.npc(npc_id)
+    return generate(cast, npc.profile, context, cast.routing([npc_id]), sampling, on_text)

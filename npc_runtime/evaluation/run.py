@@ -2,124 +2,311 @@
 
 Every system is scored on the same held-out replies with the same prompt (the
 character's profile as system prompt, the scene as chat turns); only the LoRA routing
-differs, so differences in perplexity are the adapters' doing.
+(and, for RAG, the retrieved example lines) differs.
+
+One character X is held out for the incremental part. The Neeko cast is pre-tuned on
+the others, then X is added by fusion (profile only) and by expansion (its dialogue);
+the shared LoRA (one adapter of the same total rank) is trained on the others and then
+continued on X. Since blocks are isolated, the Neeko cast after expansion is the cast of
+all characters, which is what the per-character comparison reports.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..base_model import load_base
 from ..neeko.cast import Cast
+from ..neeko.config import GateConfig, LoraConfig
 from ..neeko.data import Sample, read_profiles, read_samples
-from ..neeko.store import load_cast
-from ..neeko.train import TrainConfig
-from ..neeko.tuning import pretune
+from ..neeko.layer import Routing
+from ..neeko.profile import NpcProfile
+from ..neeko.train import TrainConfig, train_blocks
+from ..neeko.tuning import expand_from_samples, pretune
+from ..speak import Sampling, generate
+from .attribution import StyleClassifier
 from .perplexity import Scored, mean_perplexity, score_samples
+from .retrieval import ReplyRetriever
+
+SHARED = "shared"
 
 
 @dataclass
 class EvalConfig:
     data: Path
     out: Path
-    cast: Path | None = None
     base: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    max_test_per_character: int | None = None
+    holdout: str | None = None
+    max_test_per_character: int | None = 20
+    attribution_per_character: int = 8
+    generate_per_character: int = 4
+    generate_tokens: int = 40
     seed: int = 0
 
 
-def _test_subset(data: Path, limit: int | None, seed: int) -> dict[str, list[Sample]]:
-    test = read_samples(data, "test")
-    rng = random.Random(seed)
-    subset = {}
-    for char, rows in test.items():
-        rows = list(rows)
-        rng.shuffle(rows)
-        subset[char] = rows[:limit] if limit else rows
-    return subset
+class Evaluation:
+    def __init__(self, config: EvalConfig, show_progress: bool = True):
+        self.config = config
+        self.show = show_progress
+        self.profiles = read_profiles(config.data)
+        train = read_samples(config.data, "train")
+        self.train = {c: rows for c, rows in train.items() if c in self.profiles}
+        self.chars = list(self.train)
+        self.holdout = config.holdout or self.chars[-1]
+        if self.holdout not in self.train:
+            raise ValueError(f"held-out character {self.holdout!r} has no training records")
+        self.old = [c for c in self.chars if c != self.holdout]
+        rng = random.Random(config.seed)
+        test = read_samples(config.data, "test")
+        self.test: dict[str, list[Sample]] = {}
+        for c in self.chars:
+            rows = list(test.get(c, []))
+            rng.shuffle(rows)
+            self.test[c] = rows[: config.max_test_per_character or None]
+        self.results: dict = {
+            "config": {**asdict(config), "data": str(config.data), "out": str(config.out)},
+            "holdout": self.holdout,
+            "characters": self.chars,
+            "test_replies": {c: len(v) for c, v in self.test.items()},
+            "seconds": {},
+        }
 
-
-def _per_character(scores: Sequence[Scored], samples: Sequence[Sample]) -> dict[str, float]:
-    grouped: dict[str, list[Scored]] = {}
-    for s, sample in zip(scores, samples):
-        grouped.setdefault(sample.character, []).append(s)
-    return {c: mean_perplexity(v) for c, v in grouped.items()}
-
-
-def run_core(config: EvalConfig) -> dict:
-    """Own block vs no LoRA (profile in the prompt) vs a wrong character's block."""
-    results: dict = {"data": str(config.data), "train": config.train.__dict__}
-    started = time.perf_counter()
-    if config.cast:
-        cast = load_cast(config.cast, base=config.base)
-        results["train_seconds"] = None
-    else:
-        cast, report = pretune(config.data, base=config.base, train=config.train)
-        cast.save(config.out / "cast")
-        results["train_seconds"] = report.seconds
-        results["train_steps"] = report.steps
-    results["setup_seconds"] = time.perf_counter() - started
-    profiles = read_profiles(config.data)
-    test = _test_subset(config.data, config.max_test_per_character, config.seed)
-    chars = [c for c in test if c in cast.blocks]
-    samples = [s for c in chars for s in test[c]]
-    wrong_of = {c: chars[(i + 1) % len(chars)] for i, c in enumerate(chars)}
-    own = {c: cast.routing([c]) for c in chars}
-    wrong = {c: cast.routing([wrong_of[c]]) for c in chars}
-    systems = {
-        "own_block": lambda s: own[s.character],
-        "no_lora_profile_prompt": lambda s: None,
-        "wrong_block": lambda s: wrong[s.character],
-    }
-    table = {}
-    for name, routing_of in systems.items():
-        scores = score_samples(
+    # -- helpers ----------------------------------------------------------------
+    def _score(
+        self,
+        cast: Cast,
+        samples: Sequence[Sample],
+        routing_of: Callable[[Sample], Routing | None],
+        desc: str,
+        profiles: Sequence[NpcProfile] | None = None,
+    ) -> list[Scored]:
+        by_id = {id(s): p for s, p in zip(samples, profiles)} if profiles else None
+        return score_samples(
             cast,
             samples,
-            lambda s: profiles[s.character],
+            (lambda s: by_id[id(s)]) if by_id else (lambda s: self.profiles[s.character]),
             routing_of,
-            max_length=config.train.max_length,
-            max_context_turns=config.train.max_context_turns,
-            desc=name,
+            max_length=self.config.train.max_length,
+            max_context_turns=self.config.train.max_context_turns,
+            desc=desc,
+            show_progress=self.show,
         )
-        table[name] = {"mean": mean_perplexity(scores), **_per_character(scores, samples)}
-    results["perplexity"] = table
-    results["wrong_block_of"] = wrong_of
-    results["test_replies"] = len(samples)
-    results["fusion_ms"] = _time_fusion(cast, profiles[chars[0]])
-    return results
 
+    def _per_char(self, scores: Sequence[Scored], samples: Sequence[Sample]) -> dict[str, float]:
+        grouped: dict[str, list[Scored]] = {}
+        for s, sample in zip(scores, samples):
+            grouped.setdefault(sample.character, []).append(s)
+        table = {c: mean_perplexity(v) for c, v in grouped.items()}
+        return {"mean": mean_perplexity(scores), **table}
 
-def _time_fusion(cast: Cast, like) -> float:
-    from ..neeko.profile import NpcProfile
+    def _samples(self, chars: Sequence[str]) -> list[Sample]:
+        return [s for c in chars for s in self.test[c]]
 
-    cast.embed_profile(like)  # warm the encoder: loading it is not part of fusion
-    probe = NpcProfile(id="eval-fusion-probe", name="A newcomer", profile=like.profile)
-    started = time.perf_counter()
-    cast.fuse(probe)
-    took = (time.perf_counter() - started) * 1000
-    cast.remove_npc(probe.id)
-    return took
+    def _timed(self, name: str, fn):
+        started = time.perf_counter()
+        value = fn()
+        self.results["seconds"][name] = round(time.perf_counter() - started, 3)
+        return value
 
+    # -- the systems --------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.config
+        neeko, report = self._timed(
+            "neeko_pretune",
+            lambda: pretune(
+                cfg.data,
+                base=cfg.base,
+                train=cfg.train,
+                characters=self.old,
+                show_progress=self.show,
+            ),
+        )
+        self.results["neeko_pretune_steps"] = report.steps
+        old_samples = self._samples(self.old)
+        ppl: dict[str, dict] = {}
+        self._icl_old = self._score(neeko, old_samples, lambda s: None, "ICL")
+        ppl["icl"] = self._per_char(self._icl_old, old_samples)
+        retriever = ReplyRetriever(neeko.encoder, {c: self._capped(c) for c in self.chars})
+        rag_profiles = retriever.profiles(old_samples, self.profiles)
+        ppl["rag"] = self._per_char(
+            self._score(neeko, old_samples, lambda s: None, "RAG", rag_profiles), old_samples
+        )
+        own = {c: neeko.routing([c]) for c in self.old}
+        ppl["neeko"] = self._per_char(
+            self._score(neeko, old_samples, lambda s: own[s.character], "Neeko"), old_samples
+        )
+        shared = self._shared_cast(len(self.old))
+        shared_route = shared.neeko.routing([{SHARED: 1.0}])
+        self._timed(
+            "shared_train",
+            lambda: train_blocks(
+                shared,
+                {SHARED: [s for c in self.old for s in self._capped(c)]},
+                self.profiles,
+                cfg.train,
+                show_progress=self.show,
+            ),
+        )
+        ppl["shared"] = self._per_char(
+            self._score(shared, old_samples, lambda s: shared_route, "shared LoRA"), old_samples
+        )
+        self.results["perplexity_old"] = ppl
+        self.results["attribution_by_perplexity"] = self._attribution(neeko)
+        self.results["generated_attribution"] = self._generated(neeko, shared, retriever)
+        self._incremental(neeko, shared, shared_route)
+        self._issue2_table(neeko)
+        return self.results
 
-def write_core_report(results: dict, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    table = results["perplexity"]
-    chars = [c for c in table["own_block"] if c != "mean"]
-    lines = [
-        "| character | own block | no LoRA, profile prompt | wrong block |",
-        "|---|---|---|---|",
-    ]
-    for c in ["mean", *chars]:
-        row = [f"{table[s][c]:.2f}" for s in ("own_block", "no_lora_profile_prompt", "wrong_block")]
-        label = "**mean**" if c == "mean" else c
-        lines.append(f"| {label} | " + " | ".join(row) + " |")
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    def _capped(self, char: str) -> list[Sample]:
+        rows = list(self.train[char])
+        random.Random(self.config.seed).shuffle(rows)
+        limit = self.config.train.max_samples_per_character
+        return rows[:limit] if limit else rows
+
+    def _shared_cast(self, characters: int) -> Cast:
+        lora = LoraConfig(rank=LoraConfig().rank * characters)
+        cast = Cast(load_base(self.config.base), lora, GateConfig())
+        cast.neeko.add_block(SHARED)
+        return cast
+
+    def _attribution(self, neeko: Cast) -> dict:
+        """Share of held-out replies whose own block gives the lowest perplexity."""
+        samples = [
+            s for c in self.old for s in self.test[c][: self.config.attribution_per_character]
+        ]
+        per_block = {}
+        for block in self.old:
+            route = neeko.routing([block])
+            scores = self._score(neeko, samples, lambda s, r=route: r, f"attribution {block}")
+            per_block[block] = [s.nll / max(1, s.tokens) for s in scores]
+        hits = [
+            min(self.old, key=lambda b, i=i: per_block[b][i]) == s.character
+            for i, s in enumerate(samples)
+        ]
+        return {
+            "accuracy": sum(hits) / max(1, len(hits)),
+            "replies": len(hits),
+            "chance": 1 / len(self.old),
+        }
+
+    def _generated(self, neeko: Cast, shared: Cast, retriever: ReplyRetriever) -> dict:
+        """Replies generated for held-out scenes, attributed by the style classifier."""
+        classifier = StyleClassifier(neeko.encoder, {c: self._capped(c) for c in self.old})
+        real = [s for c in self.old for s in self.test[c]]
+        out = {
+            "classifier_on_real_test_replies": classifier.share_correct(
+                [s.reply for s in real], [s.character for s in real]
+            )
+        }
+        scenes = [s for c in self.old for s in self.test[c][: self.config.generate_per_character]]
+        rag = retriever.profiles(scenes, self.profiles)
+        greedy = Sampling(max_tokens=self.config.generate_tokens, greedy=True)
+        systems = {
+            "icl": (neeko, lambda i, s: None, None),
+            "rag": (neeko, lambda i, s: None, rag),
+            "shared": (shared, lambda i, s: shared.neeko.routing([{SHARED: 1.0}]), None),
+            "neeko": (neeko, lambda i, s: neeko.routing([s.character]), None),
+        }
+        samples_out = {}
+        for name, (cast, route, profiles) in systems.items():
+            texts = []
+            for i, s in enumerate(scenes):
+                profile = profiles[i] if profiles else self.profiles[s.character]
+                context = s.context[-self.config.train.max_context_turns :]
+                texts.append(generate(cast, profile, context, route(i, s), greedy))
+            out[name] = classifier.share_correct(texts, [s.character for s in scenes])
+            samples_out[name] = texts[:: max(1, self.config.generate_per_character)][:5]
+        out["examples"] = samples_out
+        out["replies_per_system"] = len(scenes)
+        return out
+
+    def _incremental(self, neeko: Cast, shared: Cast, shared_route: Routing) -> None:
+        x = self.holdout
+        x_samples, old_samples = self.test[x], self._samples(self.old)
+        profile = self.profiles[x]
+        res: dict = {"character": x}
+        before_neeko = self.results["perplexity_old"]["neeko"]
+        before_shared = self.results["perplexity_old"]["shared"]
+        self._icl_x = self._score(neeko, x_samples, lambda s: None, "X: ICL")
+        res["icl"] = mean_perplexity(self._icl_x)
+        fused = self._timed(
+            "fusion",
+            lambda: neeko.fuse(
+                NpcProfile(id=f"{x}-fused", name=profile.name, profile=profile.profile)
+            ),
+        )
+        fused_route = neeko.routing([fused.id])
+        res["fused_blend"] = fused.blend
+        res["fusion"] = mean_perplexity(
+            self._score(neeko, x_samples, lambda s: fused_route, "X: fusion")
+        )
+        nearest = max(fused.blend, key=fused.blend.get)
+        near_route = neeko.routing([nearest])
+        res["nearest_block"] = {
+            "block": nearest,
+            "perplexity": mean_perplexity(
+                self._score(neeko, x_samples, lambda s: near_route, "X: nearest block")
+            ),
+        }
+        neeko.remove_npc(fused.id)
+        self._timed(
+            "neeko_expand",
+            lambda: expand_from_samples(
+                neeko, profile, self._capped(x), self.config.train, show_progress=self.show
+            ),
+        )
+        x_route = neeko.routing([x])
+        res["neeko_expansion"] = mean_perplexity(
+            self._score(neeko, x_samples, lambda s: x_route, "X: expansion")
+        )
+        own = {c: neeko.routing([c]) for c in self.old}
+        after = self._per_char(
+            self._score(neeko, old_samples, lambda s: own[s.character], "old after expansion"),
+            old_samples,
+        )
+        self._timed(
+            "shared_continue",
+            lambda: train_blocks(
+                shared,
+                {SHARED: self._capped(x)},
+                self.profiles,
+                self.config.train,
+                show_progress=self.show,
+            ),
+        )
+        res["shared_continued"] = mean_perplexity(
+            self._score(shared, x_samples, lambda s: shared_route, "X: shared continued")
+        )
+        shared_after = self._per_char(
+            self._score(shared, old_samples, lambda s: shared_route, "old after shared continued"),
+            old_samples,
+        )
+        res["forgetting"] = {
+            "neeko_expansion": after["mean"] - before_neeko["mean"],
+            "shared_continued": shared_after["mean"] - before_shared["mean"],
+            "neeko_old_after": after,
+            "shared_old_after": shared_after,
+        }
+        self.results["incremental"] = res
+
+    def _issue2_table(self, neeko: Cast) -> None:
+        """All characters (after expansion): own block vs no LoRA vs a wrong block."""
+        chars = self.chars
+        samples = self._samples(chars)
+        wrong_of = {c: chars[(i + 1) % len(chars)] for i, c in enumerate(chars)}
+        own = {c: neeko.routing([c]) for c in chars}
+        wrong = {c: neeko.routing([wrong_of[c]]) for c in chars}
+        table = {}
+        for name, route in (("own_block", own), ("wrong_block", wrong)):
+            table[name] = self._per_char(
+                self._score(neeko, samples, lambda s, r=route: r[s.character], name), samples
+            )
+        table["no_lora_profile_prompt"] = self._per_char(
+            self._icl_old + self._icl_x, self._samples(self.old) + self.test[self.holdout]
+        )
+        self.results["all_characters"] = {"perplexity": table, "wrong_block_of": wrong_of}
