@@ -121,3 +121,37 @@ def test_cache_on_and_off_give_the_same_text(cast):
         assert r.cached_prompt_tokens >= prev.prompt_tokens - 1
     assert warm[3].cached_prompt_tokens > 20
     assert stats.cache_hits == 3 and stats.cache_bytes > 0 and cold_stats.cache_budget_bytes == 0
+
+
+def test_a_long_prompt_is_read_in_chunks_beside_running_streams(cast):
+    from npc_runtime.engine.scheduler import Scheduler, Sequence
+
+    config = EngineConfig(max_active=4, step_tokens=16, cache_budget_bytes=0)
+    runner = LlamaRunner(cast, slots=4, context=512)
+    runner.invalidate()
+    steps = []
+    forward = runner.forward
+
+    def recording(decode, prefill):
+        steps.append((len(decode), [len(s.tokens) for s in prefill]))
+        return forward(decode, prefill)
+
+    runner.forward = recording
+    vocab = cast.model.get_output_embeddings().weight.shape[0]
+    sched = Scheduler(runner, cast.tokenizer, config, [], vocab, torch.device("cpu"))
+
+    def seq(rid, prompt, max_tokens):
+        req = GenerationRequest(rid, "brann", (), SamplingParams(max_tokens, temperature=0.0))
+        return Sequence(req, prompt, 0, blend(cast, "brann"), None, 0.0)
+
+    short = prompts(cast, 1)[0]
+    sched.add(seq("a", short, 100))
+    sched.step()  # an idle engine reads a whole prompt at once
+    assert steps == [(0, [len(short)])]
+    sched.add(seq("b", short * 8, 5))
+    with torch.no_grad():
+        while len(sched.decoding) < 2:
+            sched.step()
+    chunks = steps[1:]
+    assert len(chunks) >= len(short) * 8 // 15
+    assert all(d == 1 and d + sum(p) <= 16 for d, p in chunks)
