@@ -208,3 +208,39 @@ def test_no_token_on_loopback_and_a_token_required_elsewhere(make_server, tmp_pa
     anywhere = make_server(host="0.0.0.0", auth=AuthPolicy(token=TOKEN))
     assert _error(anywhere.client().list_npcs)[0] == "UNAUTHENTICATED"
     assert len(anywhere.client(token=TOKEN).list_npcs()) == 3
+
+
+def test_a_failed_save_undoes_the_change_in_memory_too(make_server):
+    server = make_server()
+    c = server.client()
+    c.register_npc(LYRA)  # blends three blocks: remove it first to free them
+    cast = server.daemon.service.cast
+    manifest = (server.daemon.config.cast / "cast.json").read_bytes()
+    blocks = list(cast.neeko.block_ids)
+    pip = {k: v.clone() for k, v in cast.neeko.block_state("pip").items()}
+
+    def broken_save(*args):
+        raise OSError(28, "No space left on device")
+
+    cast.save = broken_save
+    profile, records = village_character("zef", 2)
+    calls = [
+        lambda: c.register_npc({**LYRA, "id": "nova"}),
+        lambda: c.remove_npc("lyra"),
+        lambda: c.expand_npc(profile, records, {"epochs": 1}),
+    ]
+    for call in calls:
+        code, message = _error(call)
+        assert code == "INTERNAL" and "No space left" in message and "nothing changed" in message
+    del cast.save
+    c.remove_npc("lyra")
+    manifest = (server.daemon.config.cast / "cast.json").read_bytes()
+    cast.save = broken_save
+    assert _error(lambda: c.remove_npc("pip"))[0] == "INTERNAL"  # a block NPC comes back
+
+    assert [n.profile.id for n in c.list_npcs()] == ["brann", "marla", "pip"]
+    assert sorted(cast.neeko.block_ids) == sorted(blocks)
+    state = cast.neeko.block_state("pip")
+    assert all((state[k] == v).all() for k, v in pip.items())
+    assert (server.daemon.config.cast / "cast.json").read_bytes() == manifest
+    assert c.say("pip", "Still there?", session_id="p", sampling={"max_tokens": 2}).stored

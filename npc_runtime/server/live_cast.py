@@ -106,11 +106,11 @@ class LiveCast:
         try:
             emb = await asyncio.to_thread(self.cast.embed_profile, profile)
             neeko = self.cast.neeko
-            await _settle(self.engine.run_exclusive(lambda: neeko.add_block(profile.id)))
+            await _settle(self._exclusive(lambda: neeko.add_block(profile.id)))
             try:
                 report = await self._train(profile, samples, config, on_progress)
             except BaseException:
-                await _settle(self.engine.run_exclusive(lambda: neeko.remove_block(profile.id)))
+                await _settle(self._exclusive(lambda: neeko.remove_block(profile.id)))
                 raise
             # Training is done: finishing takes milliseconds, so it completes even if the
             # client goes away now.
@@ -205,6 +205,12 @@ class LiveCast:
         self.cast.npcs[npc.id] = npc
 
     # -- saving -------------------------------------------------------------------
+    async def _exclusive(self, change: Callable[[], T]) -> T:
+        """A change that is not saved (the hidden training block), still never during a
+        save, which reads the layers' blocks from another thread."""
+        async with self._save_lock:
+            return await self.engine.run_exclusive(change)
+
     async def _commit(self, change: Callable[[], T], undo: Callable[[], object]) -> T:
         """Apply a change between decode steps and save the cast; a failed save undoes it."""
         async with self._save_lock:
