@@ -286,7 +286,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation.report import write
+    from .evaluation.report import write, write_json
     from .evaluation.run import EvalConfig, Evaluation
 
     config = EvalConfig(
@@ -300,7 +300,8 @@ def cmd_eval(args) -> int:
         generate_per_character=args.generate,
         seed=args.seed,
     )
-    report = write(Evaluation(config).run(), config.out)
+    evaluation = Evaluation(config, checkpoint=lambda r: write_json(r, config.out))
+    report = write(evaluation.run(), config.out)
     print(report.read_text())
     return 0
 

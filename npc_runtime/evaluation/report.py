@@ -99,9 +99,15 @@ def chart(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict, out: Path) -> Path:
+def write_json(results: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=1, default=str))
+    return path
+
+
+def write(results: dict, out: Path) -> Path:
+    write_json(results, out)
     report = out / "report.md"
     report.write_text(markdown(results))
     chart(results, out / "chart.png")

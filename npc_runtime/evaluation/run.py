@@ -50,8 +50,14 @@ class EvalConfig:
 
 
 class Evaluation:
-    def __init__(self, config: EvalConfig, show_progress: bool = True):
+    def __init__(
+        self,
+        config: EvalConfig,
+        show_progress: bool = True,
+        checkpoint: Callable[[dict], object] = lambda results: None,
+    ):
         self.config = config
+        self.checkpoint = checkpoint
         self.show = show_progress
         self.profiles = read_profiles(config.data)
         train = read_samples(config.data, "train")
@@ -140,6 +146,11 @@ class Evaluation:
         ppl["neeko"] = self._per_char(
             self._score(neeko, old_samples, lambda s: own[s.character], "Neeko"), old_samples
         )
+        self.results["perplexity_old"] = ppl
+        self.results["attribution_by_perplexity"] = self._attribution(neeko)
+        self._incremental_neeko(neeko)
+        self._issue2_table(neeko)
+        self.checkpoint(self.results)  # the Neeko half is complete: keep it if the rest fails
         shared = self._shared_cast(len(self.old))
         shared_route = shared.neeko.routing([{SHARED: 1.0}])
         self._timed(
@@ -155,11 +166,8 @@ class Evaluation:
         ppl["shared"] = self._per_char(
             self._score(shared, old_samples, lambda s: shared_route, "shared LoRA"), old_samples
         )
-        self.results["perplexity_old"] = ppl
-        self.results["attribution_by_perplexity"] = self._attribution(neeko)
+        self._incremental_shared(shared, shared_route)
         self.results["generated_attribution"] = self._generated(neeko, shared, retriever)
-        self._incremental(neeko, shared, shared_route)
-        self._issue2_table(neeko)
         return self.results
 
     def _capped(self, char: str) -> list[Sample]:
@@ -225,13 +233,12 @@ class Evaluation:
         out["replies_per_system"] = len(scenes)
         return out
 
-    def _incremental(self, neeko: Cast, shared: Cast, shared_route: Routing) -> None:
+    def _incremental_neeko(self, neeko: Cast) -> None:
         x = self.holdout
         x_samples, old_samples = self.test[x], self._samples(self.old)
         profile = self.profiles[x]
         res: dict = {"character": x}
-        before_neeko = self.results["perplexity_old"]["neeko"]
-        before_shared = self.results["perplexity_old"]["shared"]
+        before = self.results["perplexity_old"]["neeko"]
         self._icl_x = self._score(neeko, x_samples, lambda s: None, "X: ICL")
         res["icl"] = mean_perplexity(self._icl_x)
         fused = self._timed(
@@ -269,6 +276,17 @@ class Evaluation:
             self._score(neeko, old_samples, lambda s: own[s.character], "old after expansion"),
             old_samples,
         )
+        res["forgetting"] = {
+            "neeko_expansion": after["mean"] - before["mean"],
+            "neeko_old_after": after,
+        }
+        self.results["incremental"] = res
+
+    def _incremental_shared(self, shared: Cast, shared_route: Routing) -> None:
+        x = self.holdout
+        x_samples, old_samples = self.test[x], self._samples(self.old)
+        res = self.results["incremental"]
+        before = self.results["perplexity_old"]["shared"]
         self._timed(
             "shared_continue",
             lambda: train_blocks(
@@ -282,17 +300,12 @@ class Evaluation:
         res["shared_continued"] = mean_perplexity(
             self._score(shared, x_samples, lambda s: shared_route, "X: shared continued")
         )
-        shared_after = self._per_char(
+        after = self._per_char(
             self._score(shared, old_samples, lambda s: shared_route, "old after shared continued"),
             old_samples,
         )
-        res["forgetting"] = {
-            "neeko_expansion": after["mean"] - before_neeko["mean"],
-            "shared_continued": shared_after["mean"] - before_shared["mean"],
-            "neeko_old_after": after,
-            "shared_old_after": shared_after,
-        }
-        self.results["incremental"] = res
+        res["forgetting"]["shared_continued"] = after["mean"] - before["mean"]
+        res["forgetting"]["shared_old_after"] = after
 
     def _issue2_table(self, neeko: Cast) -> None:
         """All characters (after expansion): own block vs no LoRA vs a wrong block."""
