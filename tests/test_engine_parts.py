@@ -103,3 +103,12 @@ def test_prefix_cache_shares_parents_and_evicts_lru_leaves():
     assert sum(kv.shape[0] for _, kv in cache.lookup("k", one, limit=100)) == 10
     cache.drop(lambda key: key == "k")
     assert cache.bytes == 0 and cache.lookup("k", system, limit=100) == []
+
+
+def test_min_tokens_holds_back_the_end_of_turn():
+    logits = torch.zeros(2, 50)
+    logits[:, 2] = 10.0  # the end-of-turn token is by far the most likely
+    params = SamplingParams(temperature=0.0, repetition_penalty=1.0, min_tokens=1)
+    rows = [RowSampler(params, [], 50, torch.device("cpu"), stop_ids=(2,)) for _ in range(2)]
+    rows[1].observe(7)  # this row has its one token already
+    assert sample(logits, rows) == [0, 2]

@@ -32,6 +32,7 @@ class SamplingParams:
     repetition_penalty: float = 1.1
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    min_tokens: int = 0  # no end-of-turn token before this many (stop strings still stop)
 
     def validate(self, max_tokens_limit: int = 4096) -> None:
         """Raise EngineError('INVALID_ARGUMENT', what to fix) for out-of-range values."""
@@ -48,6 +49,8 @@ class SamplingParams:
             problems.append("repetition_penalty must be in [0.5, 2]")
         if len(self.stop) > 8 or any(not s or len(s) > 64 for s in self.stop):
             problems.append("stop allows at most 8 non-empty strings of at most 64 characters")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            problems.append("min_tokens must be in 0..max_tokens")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             problems.append("seed must be in 0..2^63-1")
         if problems:
@@ -121,6 +124,7 @@ class EngineConfig:
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
     backend: Literal["auto", "llama", "transformers"] = "auto"
+    pack_weights: bool = True  # CPU float32: MKL-packed weight copies, faster, more memory
 
     def __post_init__(self) -> None:
         if self.max_active < 1 or self.max_queued < 0:

@@ -55,7 +55,7 @@ def make_runner(cast: Cast, config: EngineConfig, context: int) -> Runner:
     if config.backend == "llama" and not fast:
         raise ValueError(f"no engine forward for {cast.model.config.model_type!r} models")
     if fast and config.backend != "transformers":
-        return llama.LlamaRunner(cast, config.max_active, context)
+        return llama.LlamaRunner(cast, config.max_active, context, config.pack_weights)
     return TransformersRunner(cast)
 
 

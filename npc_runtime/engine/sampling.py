@@ -20,8 +20,17 @@ _NUCLEUS_CANDIDATES = 1024
 class RowSampler:
     """One request's sampling state: its settings, generator and seen-token mask."""
 
-    def __init__(self, params: SamplingParams, prompt: list[int], vocab: int, device):
+    def __init__(
+        self,
+        params: SamplingParams,
+        prompt: list[int],
+        vocab: int,
+        device,
+        stop_ids: tuple[int, ...] = (),
+    ):
         self.params = params
+        self.stop_ids = stop_ids
+        self.count = 0  # tokens drawn so far
         self.greedy = params.temperature == 0
         self.generator: torch.Generator | None = None
         if not self.greedy:
@@ -33,11 +42,17 @@ class RowSampler:
             self.seen[torch.tensor(prompt, device=device)] = True
 
     def observe(self, token: int) -> None:
+        self.count += 1
         if self.params.repetition_penalty != 1.0:
             self.seen[token] = True
 
 
 def _penalise(logits: torch.Tensor, rows: list[RowSampler]) -> torch.Tensor:
+    early = [i for i, r in enumerate(rows) if r.count < r.params.min_tokens and r.stop_ids]
+    if early:
+        logits = logits.clone()
+        for i in early:
+            logits[i, list(rows[i].stop_ids)] = float("-inf")
     idx = [i for i, r in enumerate(rows) if r.params.repetition_penalty != 1.0]
     if not idx:
         return logits

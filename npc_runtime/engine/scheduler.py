@@ -108,7 +108,9 @@ class Scheduler:
             seq.slot = max(self.free)
             self.free.remove(seq.slot)
             params = seq.request.sampling
-            seq.sampler = RowSampler(params, seq.prompt, self.vocab, self.device)
+            seq.sampler = RowSampler(
+                params, seq.prompt, self.vocab, self.device, tuple(self.stop_ids)
+            )
             seq.text = TextStream(self.tokenizer, params.stop)
             if self.cache is not None:
                 for start, kv in self.cache.lookup(self._key(seq), seq.prompt, len(seq.prompt) - 1):
