@@ -155,3 +155,20 @@ def test_a_long_prompt_is_read_in_chunks_beside_running_streams(cast):
     chunks = steps[1:]
     assert len(chunks) >= len(short) * 8 // 15
     assert all(d == 1 and d + sum(p) <= 16 for d, p in chunks)
+
+
+def test_bfloat16_forward_follows_transformers(trained_cast_dir):
+    """The GPU configuration's numerics (bfloat16 weights and cache), checked on the CPU."""
+    cast = load_cast(trained_cast_dir, dtype="bfloat16")
+    runner = LlamaRunner(cast, slots=2, context=64)
+    runner.invalidate()
+    ids = prompts(cast, 1)[0]
+    ref = reference(cast, "marla", ids).float()
+    with torch.no_grad():
+        head = runner.forward([], [Segment(0, 0, tuple(ids[:-1]), blend(cast, "marla"), True)])
+        tail = runner.forward(
+            [Segment(0, len(ids) - 1, (ids[-1],), blend(cast, "marla"), True)], []
+        )
+    scale = ref.abs().max().item()
+    assert (head[0] - ref[-2]).abs().max().item() < 0.05 * scale
+    assert (tail[0] - ref[-1]).abs().max().item() < 0.05 * scale
