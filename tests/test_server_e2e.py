@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 
@@ -16,7 +17,7 @@ from server_harness_streams import StreamWatcher, village_character, wait_until
 
 import npc_runtime.server.live_cast as live_cast_module
 from npc_runtime import load_cast
-from npc_runtime.client import NpcRuntimeError
+from npc_runtime.client import AsyncNpcClient, NpcRuntimeError
 from npc_runtime.v1 import npc_runtime_pb2 as pb
 
 LONG = {"max_tokens": 1000, "seed": 3}
@@ -285,6 +286,23 @@ def test_status_health_reflection_and_metrics(server, client):
         "npc_runtime_cache_misses_total",
     ):
         assert line in text, line
+
+
+def test_async_client(server):
+    async def scene() -> None:
+        async with AsyncNpcClient(server.address) as c:
+            events = [e async for e in c.speak("marla", "Hi!", session_id="a", sampling=SHORT)]
+            assert _kinds(events)[0] == "started" and _kinds(events)[-1] == "final"
+            assert (await c.say("brann", "Hi!", session_id="a", sampling=SHORT)).stored
+            assert len((await c.get_session("a")).turns) == 4
+            assert (await c.register_npc(LYRA)).kind == pb.NPC_KIND_FUSED
+            assert [n.profile.id for n in await c.list_npcs()][-1] == "lyra"
+            with pytest.raises(NpcRuntimeError) as err:
+                await c.get_npc("nobody")
+            assert err.value.code == "NOT_FOUND"
+            assert (await c.status()).npc_count == 4
+
+    asyncio.run(scene())
 
 
 def _code(call) -> str:

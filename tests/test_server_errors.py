@@ -140,6 +140,9 @@ def test_busy_sessions_streams_and_request_ids(make_server):
         watcher.join(30)
     assert _stored(server) == before
     assert c.say("marla", "Now?", session_id="s3", sampling={"max_tokens": 2}).stored
+    server.daemon.service.closing = True  # as during shutdown
+    assert _error(lambda: c.speak("marla", "Wait", session_id="s4"))[0] == "UNAVAILABLE"
+    assert _error(lambda: c.register_npc(LYRA))[0] == "UNAVAILABLE"
 
 
 def test_two_registrations_of_one_id_at_once(make_server):

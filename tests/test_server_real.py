@@ -33,7 +33,8 @@ def client(village):
 def test_real_model_streams_a_reply(client):
     status = client.status()
     assert status.base_model == "SmolLM2-135M-Instruct" and status.npc_count == 6
-    events = list(client.speak("brann", "Can you mend my sword?", session_id="forge", sampling=GREEDY))
+    line = "Can you mend my sword?"
+    events = list(client.speak("brann", line, session_id="forge", sampling=GREEDY))
     final = events[-1].final
     tokens = [e.token.text for e in events if e.HasField("token")]
     assert len(tokens) == final.completion_tokens and final.stored
@@ -48,7 +49,8 @@ def test_real_model_streams_a_reply(client):
 
 def test_real_model_scene_with_two_npcs_and_a_fused_newcomer(village, client):
     brann = client.say("brann", "Morning, Brann!", session_id="square", sampling=GREEDY)
-    marla = client.say("marla", "Marla, is he always this grumpy?", session_id="square", sampling=GREEDY)
+    line = "Marla, is he always this grumpy?"
+    marla = client.say("marla", line, session_id="square", sampling=GREEDY)
     assert marla.prompt_tokens > brann.prompt_tokens  # she hears the player and Brann
     # Lyra registers by fusion while Pip is speaking, then joins the same scene.
     watcher = StreamWatcher(
