@@ -397,6 +397,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars are noise in a terminal tool
     from .base_model import BaseModelError
     from .neeko.cast import CastError
     from .neeko.data import DataError

@@ -51,7 +51,7 @@ class DynamicLoraLinear(nn.Module):
         self.router = router
         self.lora_A = nn.ParameterList()
         self.lora_B = nn.ParameterList()
-        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = dropout
         self._packed: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -104,5 +104,9 @@ class DynamicLoraLinear(nn.Module):
         if routing is None or not routing.blocks:
             return out
         a, b = self._weights(routing.blocks)
-        xa = F.linear(self.lora_dropout(x).to(a.dtype), a) * routing.row_scale
+        # Dropout only where gradients flow: a block can train in one thread while another
+        # thread decodes through the same (eval-mode) modules.
+        if self.dropout and torch.is_grad_enabled():
+            x = F.dropout(x, self.dropout, training=True)
+        xa = F.linear(x.to(a.dtype), a) * routing.row_scale
         return out + F.linear(xa, b).to(out.dtype)

@@ -106,7 +106,6 @@ def train_blocks(
 ) -> TrainReport:
     """Train the named blocks (keys of `samples`), each on the samples listed under it."""
     rng = random.Random(config.seed)
-    torch.manual_seed(config.seed)
     neeko = cast.neeko
     block_ids = list(samples)
     batches = _batches(cast, samples, profiles, config, rng)
@@ -123,7 +122,6 @@ def train_blocks(
     routes = {b: neeko.routing([{b: 1.0}]) for b in block_ids}
     smoothed: dict[str, float] = {}
     started = time.perf_counter()
-    cast.model.train()
     bar = tqdm(total=total, disable=not show_progress, unit="step", desc="training")
     try:
         for step, (block_id, examples) in enumerate(batches, 1):
@@ -145,7 +143,6 @@ def train_blocks(
                 on_step(Progress(step, total, block_id, value, eta))
     finally:
         bar.close()
-        cast.model.eval()
         neeko.set_trainable([])
         neeko.invalidate()
     report.steps = total

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from ..base_model import load_base
 from .cast import Cast, CastError
 from .config import GateConfig, LoraConfig
@@ -40,6 +42,7 @@ def pretune(
         storage_dtype=storage_dtype,
     )
     chosen = [profiles[c] for c in wanted]
+    torch.manual_seed((train or TrainConfig()).seed)  # block initialisation
     embeddings = cast.encoder.encode([p.role_text() for p in chosen])
     for profile, emb in zip(chosen, embeddings):
         cast.add_block_npc(profile, emb)
