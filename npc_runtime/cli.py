@@ -143,6 +143,25 @@ def _parser() -> argparse.ArgumentParser:
         help="require this token instead for RegisterNpc, ExpandNpc, "
         "RemoveNpc and ResetSession (default: $NPC_RUNTIME_ADMIN_TOKEN)",
     )
+    p.add_argument(
+        "--bridge-port",
+        type=int,
+        default=50052,
+        help="engine bridge (WebSocket, JSON or msgpack frames) port; 0: none (default 50052)",
+    )
+    p.add_argument(
+        "--bridge-max-frame-bytes",
+        type=int,
+        default=32 * 2**20,
+        help="largest bridge frame; larger ones are refused (default 32 MiB)",
+    )
+    p.add_argument(
+        "--bridge-origin",
+        action="append",
+        default=[],
+        help="a browser Origin allowed on the bridge (repeat; default: none, so only "
+        "native clients, which send no Origin)",
+    )
     p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port")
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint")
@@ -337,6 +356,9 @@ def _serve_config(args):
         ),
         metrics_host=args.metrics_host,
         metrics_port=None if args.no_metrics else args.metrics_port,
+        bridge_port=args.bridge_port or None,
+        bridge_max_frame_bytes=args.bridge_max_frame_bytes,
+        bridge_origins=tuple(args.bridge_origin),
         service=ServiceConfig(max_text_bytes=args.max_text_bytes, max_streams=args.max_streams),
     )
 

@@ -48,6 +48,10 @@ class ServerThread:
     def address(self) -> str:
         return f"127.0.0.1:{self.daemon.port}"
 
+    @property
+    def bridge_url(self) -> str:
+        return f"ws://127.0.0.1:{self.daemon.bridge_port}"
+
     def call(self, coro):
         """Run a coroutine on the server's loop (to reach its state safely)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
@@ -73,6 +77,7 @@ def server_config(cast_dir: Path, tmp: Path, base: Path | None, **changes) -> Se
         base=str(base) if base else None,
         port=0,
         metrics_port=0,
+        bridge_port=0,
         grace_seconds=1.0,
     )
     return replace(config, **changes)

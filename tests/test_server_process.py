@@ -42,7 +42,9 @@ class Serve:
         command += ["--base", str(base), "--data-dir", str(data_dir), "--port", str(port)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                command + ["--no-metrics"], stdout=log, stderr=subprocess.STDOUT
+                command + ["--no-metrics", "--bridge-port", "0"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         if not wait_until(self._serving, timeout=180):
             self.proc.kill()

@@ -1,5 +1,6 @@
 """One running daemon: the cast and engine, the session store, the gRPC server with the
-health and reflection services, and the metrics endpoint; started and stopped as one."""
+health and reflection services, the engine bridge (WebSocket) and the metrics endpoint;
+started and stopped as one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..engine import Engine, EngineConfig
 from ..neeko.store import load_cast
 from ..v1 import npc_runtime_pb2 as pb
 from ..v1 import npc_runtime_pb2_grpc as pb_grpc
+from .bridge import Bridge
 from .config import ServerConfig
 from .grpc_api import NpcRuntimeServicer
 from .service import NpcService
@@ -37,10 +39,12 @@ class Daemon:
         self.config = config
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.bridge_port: int | None = None
         self.service: NpcService | None = None
         self._engine: Engine | None = None
         self._store: SessionStore | None = None
         self._server: grpc.aio.Server | None = None
+        self._bridge: Bridge | None = None
         self._health = health.aio.HealthServicer()
         self._metrics_http = None
 
@@ -78,6 +82,16 @@ class Daemon:
             raise OSError(f"cannot listen on {_address(config.host, config.port)}")
         await server.start()
         self._server = server
+        if config.bridge_port is not None:
+            self._bridge = Bridge(
+                self.service,
+                config.auth,
+                config.host,
+                config.bridge_port,
+                config.bridge_max_frame_bytes,
+                config.bridge_origins,
+            )
+            self.bridge_port = await self._bridge.start()
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if config.metrics_port is not None:
@@ -97,6 +111,8 @@ class Daemon:
             else "",
             config.sessions_path,
         )
+        if self.bridge_port:
+            log.info("engine bridge on ws://%s", _address(config.host, self.bridge_port))
 
     async def stop(self) -> None:
         """Refuse new replies, let those in flight finish for the grace period (cancel the
@@ -104,8 +120,11 @@ class Daemon:
         if self.service is not None:
             self.service.closing = True
         await self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(self.config.grace_seconds)
+        grace = self.config.grace_seconds
+        doors = [self._server.stop(grace)] if self._server is not None else []
+        if self._bridge is not None:
+            doors.append(self._bridge.stop(grace))
+        await asyncio.gather(*doors)
         if self._engine is not None:
             await self._engine.stop()
         if self._store is not None:

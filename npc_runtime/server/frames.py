@@ -1,0 +1,95 @@
+"""The engine bridge's frames: one WebSocket message each, JSON in text frames and
+msgpack in binary frames, holding proto messages in the proto3 JSON mapping.
+
+Both codecs carry the same dict: json_format turns a proto message into it and back,
+generically from the descriptors, so no message needs translating by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+from google.protobuf import json_format, message_factory
+from google.protobuf.message import Message
+
+from ..v1 import npc_runtime_pb2 as pb
+from .errors import ServiceError, invalid
+
+SERVICE = pb.DESCRIPTOR.services_by_name["NpcRuntime"]
+MAX_ID_CHARS = 128
+
+
+class Method:
+    """One RPC of npc_runtime.v1.NpcRuntime, as the descriptor describes it."""
+
+    def __init__(self, descriptor):
+        self.name: str = descriptor.name
+        self.request_class = message_factory.GetMessageClass(descriptor.input_type)
+        self.streaming: bool = descriptor.server_streaming
+        # The service's coroutine (or async generator) of the same name: RegisterNpc ->
+        # NpcService.register_npc.
+        self.attribute = "".join(
+            f"_{c.lower()}" if c.isupper() and i else c.lower()
+            for i, c in enumerate(descriptor.name)
+        )
+
+
+METHODS: dict[str, Method] = {m.name: Method(m) for m in SERVICE.methods}
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """Proto field names (snake_case); fields without presence always present, so a
+    client reads `index: 0` or `stored: false` without defaults of its own."""
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+
+
+def from_dict(value: Any, method: Method) -> Message:
+    """The request message of `method` from a frame's `request` (snake_case or
+    lowerCamelCase names); INVALID_ARGUMENT for unknown fields or wrong types."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise invalid(f"'request' must be an object ({method.request_class.DESCRIPTOR.name})")
+    try:
+        return json_format.ParseDict(value, method.request_class())
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise invalid(f"bad {method.request_class.DESCRIPTOR.name} in 'request': {exc}") from None
+
+
+def decode(data: str | bytes) -> dict[str, Any]:
+    """A frame's dict: JSON from a text frame, msgpack from a binary one."""
+    try:
+        if isinstance(data, str):
+            frame = json.loads(data)
+        else:
+            frame = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # json.JSONDecodeError, msgpack's errors, bad UTF-8
+        kind = "JSON (text frame)" if isinstance(data, str) else "msgpack (binary frame)"
+        raise invalid(f"malformed frame: not {kind}: {exc or type(exc).__name__}") from None
+    if not isinstance(frame, dict):
+        raise invalid("malformed frame: the frame must be an object (a map)")
+    return frame
+
+
+def encode(frame: dict[str, Any], binary: bool) -> str | bytes:
+    if binary:
+        return msgpack.packb(frame, use_bin_type=True)
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame_id(frame: dict[str, Any]) -> str:
+    """The frame's id; INVALID_ARGUMENT (sent back with id "") without a good one."""
+    value = frame.get("id")
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+        raise invalid(f"'id' must be a string of 1-{MAX_ID_CHARS} characters, chosen by the client")
+    return value
+
+
+def error_frame(call_id: str, exc: ServiceError) -> dict[str, Any]:
+    return {"id": call_id, "error": {"code": exc.code, "message": exc.message}, "done": True}
