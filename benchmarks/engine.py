@@ -28,6 +28,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from npc_runtime import load_cast  # noqa: E402
 from npc_runtime.base_model import load_base  # noqa: E402
 from npc_runtime.engine import (  # noqa: E402
@@ -144,28 +146,48 @@ def hf_rate(model, prompts: list[list[int]], n: int, pad: int, **kwargs) -> floa
     return rate(len(prompts), n, t1, tn)
 
 
-def llama_cpp_rows(gguf: Path, prompts: list[list[int]], n: int) -> list[str]:
+def llama_cpp_rows(cast, npcs, prompts, sizes, n, adapters: dict, mine: dict) -> list[str]:
+    """(f): llama.cpp on the GGUF file the base model came from, base alone batched and
+    the same NPCs as per-request LoRA adapters (served one after another)."""
+    gguf = cast.base.path
+    if gguf.suffix != ".gguf":
+        return ["(f) llama.cpp: skipped: the base model is not a GGUF file"]
     try:
         import llama_cpp
     except ImportError:
         return ["(f) llama.cpp: skipped: llama-cpp-python is not installed (pip install "
                 "'npc-runtime[bench]'; it compiles llama.cpp, which takes minutes)"]  # fmt: skip
-    llm = llama_cpp.Llama(
-        model_path=str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False
-    )
+    from llama_cpp_peer import LlamaCpp, peft_to_gguf
 
-    def run(tokens: int) -> float:
-        llm.reset()
-        t = time.perf_counter()
-        for i, _ in enumerate(llm.generate(prompts[0], temp=0.0, reset=True)):
-            if i + 1 >= tokens:
-                break
-        return time.perf_counter() - t
+    cfg = cast.model.config
+    peer = LlamaCpp(gguf, torch.get_num_threads(), sequences=max(sizes))
 
-    run(2)
-    single = rate(1, n, [run(1) for _ in range(REPEAT)], [run(n) for _ in range(REPEAT)])
-    return [f"(f) llama.cpp {llama_cpp.__version__} single stream: {single:.1f} tok/s (batched "
-            "and per-request LoRA: not measured, see the report)"]  # fmt: skip
+    def timed(batch: list[list[int]]) -> float:
+        peer.generate(batch, 2)
+        t1 = [peer.generate(batch, 1) for _ in range(REPEAT)]
+        tn = [peer.generate(batch, n) for _ in range(REPEAT)]
+        return rate(len(batch), n, t1, tn)
+
+    batched = {k: timed(prompts[:k]) for k in sizes}
+    per_npc = []  # each NPC alone with its adapter: llama.cpp cannot mix adapters in a batch
+    for npc, prompt in zip(npcs, prompts):
+        path = peft_to_gguf(adapters[npc], adapters[npc] / "lora.gguf", cfg.num_attention_heads,
+                            cfg.num_key_value_heads)  # fmt: skip
+        peer.load_adapter(npc, path)
+        peer.use(npc)
+        per_npc.append(timed([prompt]))
+    peer.use(None)
+    rows = [
+        f"(f) llama.cpp {llama_cpp.__version__} on {gguf.name} (AVX-512 kernels; its AMX "
+        "repacking crashes in this build):",
+        "    requests   base batched   per-request LoRA   ours   ours/llama.cpp LoRA",
+    ]
+    for k in sizes:
+        lora = k / sum(1 / r for r in per_npc[:k])  # served one after another
+        rows.append(
+            f"    {k:8d} {batched[k]:14.1f} {lora:18.1f} {mine[k]:6.1f} {mine[k] / lora:21.2f}"
+        )
+    return rows
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -238,6 +260,9 @@ def main() -> int:
                 model.load_adapter(folder, adapter_name=npc)
         model.eval()
         multi = {k: hf_rate(model, prompts[:k], n, pad, adapter_names=npcs[:k]) for k in sizes}
+        del model
+        adapters = {npc: Path(tmp) / npc for npc in npcs}
+        peer_rows = llama_cpp_rows(cast, npcs, prompts, sizes, n, adapters, mine)
 
     cold, warm = mine["cold"], mine["warm"]
     out += [
@@ -272,11 +297,7 @@ def main() -> int:
             f"{half[8]:.1f} tok/s ({half[8] / base[8]:.2f}x base alone, "
             f"{half[8] / multi[8]:.2f}x peft)"
         )
-    gguf = cast.base.path if cast.base.path.suffix == ".gguf" else None
-    if gguf is None:
-        out.append("(f) llama.cpp: skipped: the base model is not a GGUF file")
-    else:
-        out += llama_cpp_rows(gguf, prompts, n)
+    out += peer_rows
     out.append(f"(total benchmark time {time.perf_counter() - started:.0f} s)")
     print("\n".join(out))
     return 0
