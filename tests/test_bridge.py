@@ -352,3 +352,22 @@ def test_protocol_fixtures_replay(tmp_path, trained_cast_dir, tiny_base, binary)
                 assert _match_frames(case["expect"], frames), (case["name"], frames)
     finally:
         running.stop()
+
+
+def test_stopping_the_daemon_closes_bridge_connections(tmp_path, trained_cast_dir, tiny_base):
+    running = ServerThread(server_config(trained_cast_dir, tmp_path, tiny_base)).start()
+    with Conn(running.bridge_url, max_queue=None) as conn:  # reads the close frame at once
+        conn.send(
+            {
+                "id": "x",
+                "method": "Speak",
+                "request": {"npc_id": "pip", "session_id": "stop", "text": "Hi", "sampling": LONG},
+            }
+        )
+        assert "started" in conn.recv()["event"]
+        running.stop()  # grace 1 s, then the connections close, cancelling the rest
+        assert not running.daemon.service._flights
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                conn.recv()
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 1001

@@ -84,7 +84,11 @@ class Bridge:
             return
         tasks = [task for conn in self.connections for task in conn.calls.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=grace)
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         self._server.close()
         await self._server.wait_closed()
 
