@@ -371,3 +371,22 @@ def test_stopping_the_daemon_closes_bridge_connections(tmp_path, trained_cast_di
             while True:
                 conn.recv()
         assert closed.value.rcvd is None or closed.value.rcvd.code == 1001
+
+
+def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
+    from npc_runtime import cli
+    from npc_runtime.server.frames import METHODS
+    from npc_runtime.server.service import NpcService
+
+    assert len(METHODS) == 11 and METHODS["RegisterNpc"].attribute == "register_npc"
+    assert all(callable(getattr(NpcService, m.attribute)) for m in METHODS.values())
+    assert [m for m in METHODS.values() if m.streaming] == [METHODS["Speak"], METHODS["ExpandNpc"]]
+
+    def config(*extra):
+        argv = ["serve", "--cast", str(tmp_path), "--data-dir", str(tmp_path), *extra]
+        return cli._serve_config(cli._parser().parse_args(argv))
+
+    assert config().bridge_port == 50052 and config().bridge_origins == ()
+    assert config("--bridge-port", "0").bridge_port is None
+    changed = config("--bridge-max-frame-bytes", "1000", "--bridge-origin", "https://a.b")
+    assert changed.bridge_max_frame_bytes == 1000 and changed.bridge_origins == ("https://a.b",)
