@@ -24,8 +24,7 @@ namespace NpcRuntime
         readonly SemaphoreSlim sendLock = new SemaphoreSlim(1, 1);
         readonly SemaphoreSlim connectLock = new SemaphoreSlim(1, 1);
         readonly object gate = new object();
-        readonly Dictionary<string, Action<Dictionary<string, object>>> calls =
-            new Dictionary<string, Action<Dictionary<string, object>>>();
+        readonly Dictionary<string, Pending> calls = new Dictionary<string, Pending>();
         ClientWebSocket socket;
         CancellationTokenSource lifetime = new CancellationTokenSource();
         long nextId;
@@ -201,6 +200,19 @@ namespace NpcRuntime
             }
         }
 
+        /// <summary>
+        /// Drops the connection (calls in flight fail with UNAVAILABLE); the next call
+        /// reconnects. Use it when the game pauses or the network changes.
+        /// </summary>
+        public void Disconnect()
+        {
+            var ws = socket;
+            if (ws != null)
+            {
+                try { ws.Abort(); } catch (Exception) { }
+            }
+        }
+
         /// <summary>Closes the connection; calls in flight fail with CANCELLED.</summary>
         public void Dispose()
         {
@@ -227,23 +239,23 @@ namespace NpcRuntime
             return error == null ? null : new NpcRuntimeException(error.Str("code"), error.Str("message"));
         }
 
+        sealed class Pending
+        {
+            public Action<Dictionary<string, object>> OnFrame;
+            public Action<NpcRuntimeException> OnFailure;
+            // The connection its request went out on: only that one's end fails it.
+            public ClientWebSocket SentOn;
+        }
+
         void Start(string id, string method, Dictionary<string, object> request,
                    Action<Dictionary<string, object>> onFrame, Action<NpcRuntimeException> onFailure)
         {
-            lock (gate)
-            {
-                calls[id] = frame =>
-                {
-                    if (frame == null) return;
-                    onFrame(frame);
-                };
-                failures[id] = onFailure;
-            }
+            lock (gate) calls[id] = new Pending { OnFrame = onFrame, OnFailure = onFailure };
             var frameText = Json.Serialize(new Dictionary<string, object>
             {
                 { "id", id }, { "method", method }, { "request", request },
             });
-            SendAsync(frameText).ContinueWith(t =>
+            SendAsync(frameText, id).ContinueWith(t =>
             {
                 if (t.Exception == null) return;
                 var inner = t.Exception.GetBaseException();
@@ -253,15 +265,9 @@ namespace NpcRuntime
             }, TaskContinuationOptions.ExecuteSynchronously);
         }
 
-        readonly Dictionary<string, Action<NpcRuntimeException>> failures = new Dictionary<string, Action<NpcRuntimeException>>();
-
         bool Forget(string id)
         {
-            lock (gate)
-            {
-                failures.Remove(id);
-                return calls.Remove(id);
-            }
+            lock (gate) return calls.Remove(id);
         }
 
         internal void CancelCall(string id)
@@ -274,10 +280,10 @@ namespace NpcRuntime
         void SendCancelFrame(string id)
         {
             var text = Json.Serialize(new Dictionary<string, object> { { "id", id }, { "cancel", true } });
-            SendAsync(text).ContinueWith(t => { var ignored = t.Exception; }, TaskContinuationOptions.ExecuteSynchronously);
+            SendAsync(text, null).ContinueWith(t => { var ignored = t.Exception; }, TaskContinuationOptions.ExecuteSynchronously);
         }
 
-        async Task SendAsync(string text)
+        async Task SendAsync(string text, string callId)
         {
             if (!IsConnected) await ConnectAsync().ConfigureAwait(false);
             var bytes = new ArraySegment<byte>(Encoding.UTF8.GetBytes(text));
@@ -286,6 +292,14 @@ namespace NpcRuntime
             {
                 var ws = socket;
                 if (ws == null) throw new NpcRuntimeException("UNAVAILABLE", "not connected");
+                if (callId != null)
+                {
+                    lock (gate)
+                    {
+                        Pending pending;
+                        if (calls.TryGetValue(callId, out pending)) pending.SentOn = ws;
+                    }
+                }
                 await ws.SendAsync(bytes, WebSocketMessageType.Text, true, lifetime.Token).ConfigureAwait(false);
             }
             finally
@@ -325,7 +339,7 @@ namespace NpcRuntime
                 if (socket == ws) socket = null;
             }
             try { ws.Dispose(); } catch (Exception) { }
-            if (!disposed) FailAll(new NpcRuntimeException("UNAVAILABLE", why + "; the next call reconnects"));
+            if (!disposed) FailAll(new NpcRuntimeException("UNAVAILABLE", why + "; the next call reconnects"), ws);
         }
 
         void Route(string text)
@@ -341,29 +355,29 @@ namespace NpcRuntime
             }
             if (frame == null) return;
             string id = frame.Str("id");
-            Action<Dictionary<string, object>> handler;
+            Pending pending;
             lock (gate)
             {
-                if (!calls.TryGetValue(id, out handler)) return;
-                if (frame.Bool("done"))
-                {
-                    calls.Remove(id);
-                    failures.Remove(id);
-                }
+                if (!calls.TryGetValue(id, out pending)) return;
+                if (frame.Bool("done")) calls.Remove(id);
             }
-            handler(frame);
+            pending.OnFrame(frame);
         }
 
-        void FailAll(NpcRuntimeException error)
+        /// <summary>Fails the calls sent on `only` (all calls when null).</summary>
+        void FailAll(NpcRuntimeException error, ClientWebSocket only = null)
         {
-            List<Action<NpcRuntimeException>> pending;
+            var failed = new List<Pending>();
             lock (gate)
             {
-                pending = failures.Values.ToList();
-                failures.Clear();
-                calls.Clear();
+                foreach (var entry in calls.ToList())
+                {
+                    if (only != null && entry.Value.SentOn != only) continue;
+                    calls.Remove(entry.Key);
+                    failed.Add(entry.Value);
+                }
             }
-            foreach (var fail in pending) fail(error);
+            foreach (var pending in failed) pending.OnFailure(error);
         }
     }
 }

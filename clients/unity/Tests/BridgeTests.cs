@@ -195,9 +195,19 @@ namespace NpcRuntime.Tests
         {
             Assert.IsNotEmpty(Result(client.ListNpcs()));
             Assert.IsTrue(client.IsConnected);
+            client.Disconnect();
+            var deadline = DateTime.UtcNow + Wait;
+            while (client.IsConnected && DateTime.UtcNow < deadline) System.Threading.Thread.Sleep(10);
+            Assert.IsFalse(client.IsConnected);
+            // The next call reconnects.
+            CollectionAssert.Contains(Result(client.ListNpcs()).Select(n => n.Profile.Id).ToList(), "pip");
+            Assert.IsTrue(client.IsConnected);
+
+            // No daemon there: UNAVAILABLE after the attempts, with a message that says what to check.
             var broken = new NpcRuntimeClient("ws://127.0.0.1:1") { MaxConnectAttempts = 2, InitialBackoff = TimeSpan.FromMilliseconds(10) };
             var error = Failure(broken.ListNpcs());
             Assert.AreEqual("UNAVAILABLE", error.Code);
+            StringAssert.Contains("npc-runtime serve", error.StatusMessage);
             broken.Dispose();
         }
 
