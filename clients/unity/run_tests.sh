@@ -11,6 +11,7 @@ npc="${NPC_RUNTIME:-}"
 if [[ -z "$npc" ]]; then
   if [[ -x "$root/.venv/bin/npc-runtime" ]]; then npc="$root/.venv/bin/npc-runtime"; else npc="$(command -v npc-runtime)"; fi
 fi
+npc="$(cd "$(dirname "$npc")" && pwd)/$(basename "$npc")"
 python="$(dirname "$npc")/python"
 [[ -x "$python" ]] || python="$(command -v python3)"
 
