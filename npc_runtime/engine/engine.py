@@ -107,6 +107,7 @@ class Engine:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._threads = torch.get_num_threads()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="npc-engine", daemon=True)
         self._thread.start()
@@ -267,6 +268,8 @@ class Engine:
         self._loop.call_soon_threadsafe(settle)
 
     def _run(self) -> None:
+        # OpenMP's thread count is per thread: a new thread would compute on one core.
+        torch.set_num_threads(self._threads)
         self.scheduler.set_versions(block_versions(self.cast))
         while True:
             self._drain_inbox()
