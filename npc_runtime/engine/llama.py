@@ -144,7 +144,9 @@ class LlamaRunner:
         scale = torch.full_like(angles, float(rotary.attention_scaling))
         self.freqs = torch.polar(scale, angles)  # (context, head_dim / 2), complex64
         shape = (len(self.layers), 2, slots, self.kv_heads, context, self.head_dim)
-        self.kv = torch.empty(shape, dtype=dtype, device=device)
+        # Zeros, not empty: attention reads whole slots under a mask, and masked positions
+        # still multiply V by weight 0; uninitialised memory can hold NaN (0 * NaN = NaN).
+        self.kv = torch.zeros(shape, dtype=dtype, device=device)
         self.kv_bytes_per_token = len(self.layers) * 2 * self.kv_heads * self.head_dim
         self.kv_bytes_per_token *= self.kv.element_size()
         self._block_index: dict[str, int] = {}
