@@ -172,3 +172,24 @@ def test_bfloat16_forward_follows_transformers(trained_cast_dir):
     scale = ref.abs().max().item()
     assert (head[0] - ref[-2]).abs().max().item() < 0.05 * scale
     assert (tail[0] - ref[-1]).abs().max().item() < 0.05 * scale
+
+
+def test_garbage_in_unused_cache_memory_never_reaches_the_logits(cast):
+    """The cache is allocated, not zeroed: a batch that reads past a short row's end
+    (under the mask) must not see whatever the memory held, NaN included."""
+    runner = LlamaRunner(cast, slots=2, context=64)
+    runner.invalidate()
+    runner.kv.fill_(float("nan"))
+    long, short = prompts(cast, 2)
+    with torch.no_grad():
+        runner.forward([], [Segment(0, 0, tuple(long[:-1]), blend(cast, "brann"), False)])
+        runner.forward([], [Segment(1, 0, tuple(short[:-1]), blend(cast, "pip"), False)])
+        out = runner.forward(
+            [
+                Segment(0, len(long) - 1, (long[-1],), blend(cast, "brann"), True),
+                Segment(1, len(short) - 1, (short[-1],), blend(cast, "pip"), True),
+            ],
+            [],
+        )
+    torch.testing.assert_close(out[0], reference(cast, "brann", long)[-1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[1], reference(cast, "pip", short)[-1], atol=1e-4, rtol=0)

@@ -144,9 +144,13 @@ class LlamaRunner:
         scale = torch.full_like(angles, float(rotary.attention_scaling))
         self.freqs = torch.polar(scale, angles)  # (context, head_dim / 2), complex64
         shape = (len(self.layers), 2, slots, self.kv_heads, context, self.head_dim)
-        # Zeros, not empty: attention reads whole slots under a mask, and masked positions
-        # still multiply V by weight 0; uninitialised memory can hold NaN (0 * NaN = NaN).
-        self.kv = torch.zeros(shape, dtype=dtype, device=device)
+        # Allocated, not touched: memory grows with use. Batched decode attention reads
+        # every slot up to the longest row under a mask, and a masked position still
+        # multiplies V by weight 0, so what it reads must be finite (uninitialised memory
+        # may hold NaN, and 0 * NaN = NaN): _clean[s] is how far slot s holds finite
+        # values, and positions past it are zeroed before a batch reads them.
+        self.kv = torch.empty(shape, dtype=dtype, device=device)
+        self._clean = [0] * slots
         self.kv_bytes_per_token = len(self.layers) * 2 * self.kv_heads * self.head_dim
         self.kv_bytes_per_token *= self.kv.element_size()
         self._block_index: dict[str, int] = {}
@@ -196,6 +200,7 @@ class LlamaRunner:
             length = max(s.start for s in decode) + 1
             lens = torch.tensor([s.start + 1 for s in decode], device=device)
             dec_mask = (torch.arange(length, device=device) < lens[:, None])[:, None, None, :]
+            self._make_finite(decode, length)
         spans, offset = [], n_dec
         for seg in prefill:
             n, end = len(seg.tokens), seg.start + len(seg.tokens)
@@ -268,13 +273,28 @@ class LlamaRunner:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     # -- slots -------------------------------------------------------------------------
+    def _make_finite(self, decode: list[Segment], length: int) -> None:
+        """Zero what the decode batch will read beyond each row's own cache (and some
+        positions ahead, so this happens once in a while, not at every step)."""
+        context = self.kv.shape[4]
+        for seg in decode:
+            low = max(self._clean[seg.slot], seg.start + 1)
+            if low < length:
+                high = min(context, length + 64)
+                self.kv[:, :, seg.slot, :, low:high].zero_()
+                self._clean[seg.slot] = high
+            else:
+                self._clean[seg.slot] = low
+
     def move(self, src: int, dst: int, length: int) -> None:
         self.kv[:, :, dst, :, :length] = self.kv[:, :, src, :, :length]
+        self._clean[dst] = max(self._clean[dst], length)
 
     def swap(self, a: int, b: int, length_a: int, length_b: int) -> None:
         saved = self.kv[:, :, b, :, :length_b].clone()
         self.move(a, b, length_a)
         self.kv[:, :, a, :, :length_b] = saved
+        self._clean[a] = max(self._clean[a], length_b)
 
     def read_kv(self, slot: int, start: int, end: int) -> torch.Tensor:
         """Positions start..end-1 of a slot, tokens first: (n, layers, 2, kv_heads, d)."""
