@@ -1,24 +1,30 @@
 """Engine benchmark: the table of issue 3, measured in one run so its ratios hold on a
 noisy machine.
 
-    python benchmarks/engine.py [--cast DIR] [--base PATH] [--tokens N] [--quick]
+    python benchmarks/engine.py [--cast DIR] [--base PATH] [--tokens N] [--repeat R] [--quick]
 
 Decode rates (tokens/s) are measured the same way for every system: a run that generates
-one token per request and a run that generates N (end-of-turn suppressed), both from the
-same prompts; rate = requests * (N - 1) / (time_N - time_1), so prompt reading cancels
-out. Aggregate rates count every request of the batch. The prefix cache is off for (a),
-(b) and (d), on for the warm half of (c).
+one token per request and a run that generates N (end of turn suppressed), from the same
+prompts; rate = requests * (N - 1) / (time_N - time_1), so reading the prompts cancels
+out. Aggregate rates count every request of the batch. The systems take turns: every
+round times each of them once, and each keeps its best time over the rounds, so a burst
+of load from other processes cannot favour one side. The prefix cache is off for the
+rates and on for the warm half of (c). Peak memory (e) is that of a separate process that
+serves the 16 requests and the conversation of (c) with the engine alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,15 +56,11 @@ TRADES = [
     "baker", "fisher", "herbalist", "weaver", "miner", "shepherd", "scribe", "potter",
     "hunter", "brewer", "tanner", "carpenter", "minstrel", "guard", "farmer", "cartographer",
 ]  # fmt: skip
-
-
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+Run = Callable[[int], object]  # generate this many tokens per request (maybe a coroutine)
 
 
 def cast_with_npcs(path: str, base: str | None, count: int, dtype: str = "float32"):
-    """The cast, plus fused NPCs until it has `count` NPCs; also one fused NPC that blends
-    three blocks (for d)."""
+    """The cast plus fused NPCs until it has `count` NPCs and one that blends 3 blocks."""
     cast = load_cast(path, base=base, dtype=dtype)
     blocks = [n for n in cast.npc_ids() if cast.npc(n).kind == "block"]
     i = 0
@@ -68,238 +70,238 @@ def cast_with_npcs(path: str, base: str | None, count: int, dtype: str = "float3
         cast.fuse(profile_from_dict({"id": f"{trade}{i}", "name": trade, "profile": text}))
         i += 1
     fused3 = next(n for n in cast.npc_ids() if len(cast.npc(n).blend) == 3)
-    return cast, blocks, fused3
+    npcs = (blocks + [n for n in cast.npc_ids() if n not in blocks])[:count]
+    return cast, npcs, fused3
 
 
-# -- ours ------------------------------------------------------------------------------------
-async def _batch(engine: Engine, npcs: list[str], n: int, turns=LINE) -> list:
-    params = SamplingParams(max_tokens=n, min_tokens=n, temperature=0.0)
+async def batch(engine: Engine, npcs: list[str], n: int, turns=LINE) -> list[FinalResult]:
+    params = SamplingParams(max_tokens=n, min_tokens=n, temperature=0.0, repetition_penalty=1.0)
     tag = time.perf_counter_ns()
 
-    async def one(i: int, npc: str):
+    async def one(i: int, npc: str) -> FinalResult:
         req = GenerationRequest(f"{tag}-{i}", npc, turns, params)
         return [x async for x in engine.submit(req)][-1]
 
     return await asyncio.gather(*(one(i, npc) for i, npc in enumerate(npcs)))
 
 
-async def _timed(engine: Engine, npcs: list[str], n: int) -> float:
-    t = time.perf_counter()
-    await _batch(engine, npcs, n)
-    return time.perf_counter() - t
-
-
-REPEAT = 2  # each timing is the best of this many runs (other processes only add time)
-
-
-def rate(requests: int, n: int, t1: list[float], tn: list[float]) -> float:
-    return requests * (n - 1) / max(min(tn) - min(t1), 1e-9)
-
-
-async def ours_rate(engine: Engine, npcs: list[str], n: int) -> float:
-    await _batch(engine, npcs, 2)  # warm-up: packs, allocator
-    t1, tn = [], []
-    for _ in range(REPEAT):
-        t1.append(await _timed(engine, npcs, 1))
-        tn.append(await _timed(engine, npcs, n))
-    return rate(len(npcs), n, t1, tn)
-
-
-async def ttft_after_turns(cast, npc: str, turns: int) -> tuple[FinalResult, FinalResult]:
-    """The same turn, with the conversation's cache (built by playing it) and without."""
-    history: list[Turn] = []
-    last = GenerationRequest("last", npc, (), SamplingParams(max_tokens=4))
-    async with Engine(cast, EngineConfig()) as engine:
-        for i in range(turns // 2):
-            history.append(Turn("Player", f"Tell me more about the old mill, part {i + 1}."))
-            reply = (await _batch(engine, [npc], 24, tuple(history)))[0].text
-            history.append(Turn(cast.npc(npc).name, reply.strip() or "Aye."))
-        history.append(Turn("Player", "And what happened after that?"))
-        last = replace(last, turns=tuple(history))
-        warm = [x async for x in engine.submit(last)][-1]
-    async with Engine(cast, EngineConfig(cache_budget_bytes=0)) as engine:
-        await _batch(engine, [npc], 2)  # the same warm-up as the warm engine had
-        cold = [x async for x in engine.submit(last)][-1]
-    return warm, cold
-
-
-# -- transformers and peft --------------------------------------------------------------------
-def hf_rate(model, prompts: list[list[int]], n: int, pad: int, **kwargs) -> float:
+def hf_run(model, prompts: list[list[int]], pad: int, **kwargs) -> Run:
     width = max(map(len, prompts))
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
 
-    def run(tokens: int) -> float:
-        t = time.perf_counter()
+    def run(tokens: int) -> None:
         with torch.inference_mode():
             model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=tokens, min_new_tokens=tokens,
                 do_sample=False, pad_token_id=pad, **kwargs,
             )  # fmt: skip
+
+    return run
+
+
+async def rates(cases: dict[str, tuple[int, Run]], n: int, rounds: int) -> dict[str, float]:
+    async def timed(run: Run, tokens: int) -> float:
+        t = time.perf_counter()
+        result = run(tokens)
+        if inspect.isawaitable(result):
+            await result
         return time.perf_counter() - t
 
-    run(2)
-    t1, tn = [], []
-    for _ in range(REPEAT):
-        t1.append(run(1))
-        tn.append(run(n))
-    return rate(len(prompts), n, t1, tn)
+    t1 = {name: [] for name in cases}
+    tn = {name: [] for name in cases}
+    for _, run in cases.values():
+        await timed(run, 2)  # warm-up: LoRA packs, allocator, kernels
+    for _ in range(rounds):
+        for name, (_, run) in cases.items():
+            t1[name].append(await timed(run, 1))
+            tn[name].append(await timed(run, n))
+    return {
+        name: k * (n - 1) / max(min(tn[name]) - min(t1[name]), 1e-9)
+        for name, (k, _) in cases.items()
+    }
 
 
-def llama_cpp_rows(cast, npcs, prompts, sizes, n, adapters: dict, mine: dict) -> list[str]:
-    """(f): llama.cpp on the GGUF file the base model came from, base alone batched and
-    the same NPCs as per-request LoRA adapters (served one after another)."""
+async def ttft_after_turns(cast, npc: str, turns: int) -> tuple[FinalResult, FinalResult]:
+    """The same turn with the conversation's cache (built by playing it) and without."""
+    history: list[Turn] = []
+    async with Engine(cast, EngineConfig()) as engine:
+        for i in range(turns // 2):
+            history.append(Turn("Player", f"Tell me more about the old mill, part {i + 1}."))
+            reply = (await batch(engine, [npc], 24, tuple(history)))[0].text
+            history.append(Turn(cast.npc(npc).name, reply.strip() or "Aye."))
+        history.append(Turn("Player", "And what happened after that?"))
+        last = GenerationRequest("last", npc, tuple(history), SamplingParams(max_tokens=4))
+        warm = [x async for x in engine.submit(last)][-1]
+    async with Engine(cast, EngineConfig(cache_budget_bytes=0)) as engine:
+        await batch(engine, [npc], 2)  # the same warm-up as the warm engine had
+        cold = [x async for x in engine.submit(replace(last, request_id="cold"))][-1]
+    return warm, cold
+
+
+def memory_only(args) -> int:
+    """(e), in its own process: the engine serving 16 NPCs at once, then a conversation."""
+    cast, npcs, _ = cast_with_npcs(args.cast, args.base, 16)
+
+    async def serve() -> None:
+        async with Engine(cast) as engine:
+            await batch(engine, npcs, args.tokens)
+        await ttft_after_turns(cast, npcs[0], 20)
+
+    asyncio.run(serve())
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return 0
+
+
+def peak_rss(args, n: int) -> float:
+    cmd = [sys.executable, __file__, "--memory-only", "--cast", args.cast, "--tokens", str(n)]
+    if args.base:
+        cmd += ["--base", args.base]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.split()[-1])
+
+
+def llama_cpp_cases(cast, npcs, prompts, sizes, adapters: dict) -> tuple[dict, str]:
+    """(f) cases, or none and why."""
     gguf = cast.base.path
     if gguf.suffix != ".gguf":
-        return ["(f) llama.cpp: skipped: the base model is not a GGUF file"]
+        return {}, "skipped: the base model is not a GGUF file"
     try:
         import llama_cpp
     except ImportError:
-        return ["(f) llama.cpp: skipped: llama-cpp-python is not installed (pip install "
-                "'npc-runtime[bench]'; it compiles llama.cpp, which takes minutes)"]  # fmt: skip
+        why = "llama-cpp-python is not installed (pip install 'npc-runtime[bench]')"
+        return {}, f"skipped: {why}; it compiles llama.cpp, which takes minutes"
     from llama_cpp_peer import LlamaCpp, peft_to_gguf
 
     cfg = cast.model.config
     peer = LlamaCpp(gguf, torch.get_num_threads(), sequences=max(sizes))
-
-    def timed(batch: list[list[int]]) -> float:
-        peer.generate(batch, 2)
-        t1 = [peer.generate(batch, 1) for _ in range(REPEAT)]
-        tn = [peer.generate(batch, n) for _ in range(REPEAT)]
-        return rate(len(batch), n, t1, tn)
-
-    batched = {k: timed(prompts[:k]) for k in sizes}
-    per_npc = []  # each NPC alone with its adapter: llama.cpp cannot mix adapters in a batch
-    for npc, prompt in zip(npcs, prompts):
+    cases = {}
+    for k in sizes:
+        cases[f"llama.cpp base {k}"] = (k, lambda t, k=k: peer.generate(prompts[:k], t))
+    for npc, prompt in zip(npcs, prompts):  # one NPC at a time, with its own adapter
         path = peft_to_gguf(adapters[npc], adapters[npc] / "lora.gguf", cfg.num_attention_heads,
                             cfg.num_key_value_heads)  # fmt: skip
         peer.load_adapter(npc, path)
-        peer.use(npc)
-        per_npc.append(timed([prompt]))
-    peer.use(None)
-    rows = [
-        f"(f) llama.cpp {llama_cpp.__version__} on {gguf.name} (AVX-512 kernels; its AMX "
-        "repacking crashes in this build):",
-        "    requests   base batched   per-request LoRA   ours   ours/llama.cpp LoRA",
+
+        def run(tokens: int, npc=npc, prompt=prompt) -> float:
+            peer.use(npc)
+            return peer.generate([prompt], tokens)
+
+        cases[f"llama.cpp lora {npc}"] = (1, run)
+    note = f"llama.cpp {llama_cpp.__version__} on {gguf.name}"
+    return cases, note
+
+
+async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
+    cast, npcs, fused3 = cast_with_npcs(args.cast, args.base, max(sizes))
+    block = npcs[0]
+    prompts = [cast.prompts.prompt_ids(scene_messages(cast.npc(i).profile, LINE)) for i in npcs]
+    pad = cast.tokenizer.pad_token_id
+    base_path = args.base or cast.base.path
+    plain = load_base(base_path).model
+    import peft
+
+    tmp = tempfile.TemporaryDirectory()
+    adapters = {npc: export_peft(cast, npc, Path(tmp.name) / npc) for npc in npcs}
+    multi = peft.PeftModel.from_pretrained(load_base(base_path).model, adapters[npcs[0]], npcs[0])
+    for npc in npcs[1:]:
+        multi.load_adapter(adapters[npc], adapter_name=npc)
+    multi.eval()
+    peer_cases, peer_note = llama_cpp_cases(cast, npcs, prompts, sizes, adapters)
+    engine = Engine(cast, EngineConfig(cache_budget_bytes=0))
+    half = None
+    if not args.quick:  # the same engine on bfloat16 weights
+        half = Engine(cast_with_npcs(args.cast, args.base, 8, "bfloat16")[0],
+                      EngineConfig(cache_budget_bytes=0))  # fmt: skip
+    async with engine:
+        cases: dict[str, tuple[int, Run]] = {
+            "ours fused": (1, lambda t: batch(engine, [fused3], t)),
+            "ours block": (1, lambda t: batch(engine, [block], t)),
+        }
+        for k in sizes:
+            cases[f"ours {k}"] = (k, lambda t, k=k: batch(engine, npcs[:k], t))
+            cases[f"base {k}"] = (k, hf_run(plain, prompts[:k], pad))
+            cases[f"peft {k}"] = (k, hf_run(multi, prompts[:k], pad, adapter_names=npcs[:k]))
+        cases.update(peer_cases)
+        if half is not None:
+            await half.start()
+            for k in (1, 8):
+                cases[f"bf16 {k}"] = (k, lambda t, k=k: batch(half, npcs[:k], t))
+        r = await rates(cases, n, rounds)
+        if half is not None:
+            await half.stop()
+    warm, cold = await ttft_after_turns(cast, block, 4 if args.quick else 20)
+    tmp.cleanup()
+
+    out = [
+        f"(a) single stream, NPC {block!r}: ours {r['ours 1']:.1f} tok/s | plain transformers "
+        f"generate, base only {r['base 1']:.1f} | ratio {r['ours 1'] / r['base 1']:.2f} "
+        "(target >= 1.0)",
+        "(b) aggregate decode tok/s, a different NPC per request:",
+        "    requests    ours  peft multi-adapter  base alone  ours/peft  ours/base",
     ]
     for k in sizes:
-        lora = k / sum(1 / r for r in per_npc[:k])  # served one after another
-        rows.append(
-            f"    {k:8d} {batched[k]:14.1f} {lora:18.1f} {mine[k]:6.1f} {mine[k] / lora:21.2f}"
+        o, p, b = r[f"ours {k}"], r[f"peft {k}"], r[f"base {k}"]
+        out.append(f"    {k:8d} {o:7.1f} {p:19.1f} {b:11.1f} {o / p:10.2f} {o / b:10.2f}")
+    ttft_w, ttft_c = warm.time_to_first_token_s, cold.time_to_first_token_s
+    fused, blk = r["ours fused"], r["ours block"]
+    out += [
+        "    (targets at 8: ours/peft >= 2.0, ours/base >= 0.9)",
+        f"(c) TTFT of a turn after {4 if args.quick else 20} earlier turns "
+        f"({cold.prompt_tokens} prompt tokens): cold {ttft_c * 1000:.0f} ms | warm "
+        f"{ttft_w * 1000:.0f} ms ({warm.cached_prompt_tokens} cached) | warm/cold "
+        f"{ttft_w / ttft_c:.2f} (target <= 0.3)",
+        f"(d) decode, fused NPC {fused3!r} ({len(cast.npc(fused3).blend)} blocks) {fused:.1f} "
+        f"tok/s vs block NPC {blk:.1f} | ratio {fused / blk:.2f} (target >= 0.9)",
+    ]
+    if half is not None:
+        out.append(
+            f"(a/b) ours on bfloat16 weights (not float32-exact): single stream "
+            f"{r['bf16 1']:.1f} tok/s ({r['bf16 1'] / r['base 1']:.2f}x plain transformers), "
+            f"8 NPCs {r['bf16 8']:.1f} ({r['bf16 8'] / r['base 8']:.2f}x base alone, "
+            f"{r['bf16 8'] / r['peft 8']:.2f}x peft)"
         )
-    return rows
+    if not peer_cases:
+        out.append(f"(f) llama.cpp: {peer_note}")
+        return out
+    out += [
+        f"(f) {peer_note} (AVX-512 kernels: its AMX repacking of Q4_1 crashes in this build):",
+        "    requests  base batched  per-request LoRA (serial)    ours  ours/llama.cpp LoRA",
+    ]
+    for k in sizes:
+        lora = k / sum(1 / r[f"llama.cpp lora {npc}"] for npc in npcs[:k])
+        b, o = r[f"llama.cpp base {k}"], r[f"ours {k}"]
+        out.append(f"    {k:8d} {b:13.1f} {lora:26.1f} {o:7.1f} {o / lora:20.2f}")
+    return out
 
 
-# -- the table -----------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cast", default=str(DEFAULT_CAST))
     parser.add_argument("--base", default=None)
     parser.add_argument("--tokens", type=int, default=64, help="decoded tokens per request")
-    parser.add_argument("--repeat", type=int, default=2, help="best of this many timings")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; each keeps its best")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global REPEAT
-    REPEAT = 1 if args.quick else args.repeat
-    n = 8 if args.quick else args.tokens
-    sizes = [1, 4] if args.quick else [1, 4, 8, 16]
-    turns = 4 if args.quick else 20
     if not (Path(args.cast) / "cast.json").exists():
         print(f"no cast at {args.cast}: pass --cast DIR", file=sys.stderr)
         return 2
-
+    if args.memory_only:
+        return memory_only(args)
+    n = 16 if args.quick else args.tokens
+    sizes = [1, 4] if args.quick else [1, 4, 8, 16]
     started = time.perf_counter()
-    cast, blocks, fused3 = cast_with_npcs(args.cast, args.base, max(sizes))
-    npcs = (blocks + [i for i in cast.npc_ids() if i not in blocks])[: max(sizes)]
-    out = [
-        f"engine benchmark: {cast.base.name}, cast {args.cast} ({len(blocks)} blocks), "
-        f"{torch.get_num_threads()} threads, {n} decoded tokens per request, "
+    head = (
+        f"engine benchmark: cast {args.cast}, {torch.get_num_threads()} threads, {n} decoded "
+        f"tokens per request, best of {1 if args.quick else args.repeat} rounds, "
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    ]
-
-    async def ours() -> dict:
-        res = {}
-        async with Engine(cast, EngineConfig(cache_budget_bytes=0)) as engine:
-            res["single"] = await ours_rate(engine, npcs[:1], n)
-            res["fused"] = await ours_rate(engine, [fused3], n)
-            res["block"] = await ours_rate(engine, [blocks[0]], n)
-            for k in sizes:
-                res[k] = await ours_rate(engine, npcs[:k], n)
-        res["warm"], res["cold"] = await ttft_after_turns(cast, blocks[0], turns)
-        return res
-
-    mine = asyncio.run(ours())
-    peak_ours = rss_mib()
-    half = {}
-    if not args.quick:  # the same engine on bfloat16 weights (AMX on recent Xeons)
-        cast16 = cast_with_npcs(args.cast, args.base, max(sizes), "bfloat16")[0]
-
-        async def ours16() -> None:
-            async with Engine(cast16, EngineConfig(cache_budget_bytes=0)) as engine:
-                half[1] = await ours_rate(engine, npcs[:1], n)
-                half[8] = await ours_rate(engine, npcs[:8], n)
-
-        asyncio.run(ours16())
-        del cast16
-
-    prompts = [cast.prompts.prompt_ids(scene_messages(cast.npc(i).profile, LINE)) for i in npcs]
-    pad = cast.tokenizer.pad_token_id
-    plain = load_base(args.base or cast.base.path)
-    base_single = hf_rate(plain.model, prompts[:1], n, pad)
-    base = {k: hf_rate(plain.model, prompts[:k], n, pad) for k in sizes}
-
-    import peft
-
-    with tempfile.TemporaryDirectory() as tmp:
-        model = None
-        for npc in npcs:
-            folder = export_peft(cast, npc, Path(tmp) / npc)
-            if model is None:
-                model = peft.PeftModel.from_pretrained(plain.model, folder, adapter_name=npc)
-            else:
-                model.load_adapter(folder, adapter_name=npc)
-        model.eval()
-        multi = {k: hf_rate(model, prompts[:k], n, pad, adapter_names=npcs[:k]) for k in sizes}
-        del model
-        adapters = {npc: Path(tmp) / npc for npc in npcs}
-        peer_rows = llama_cpp_rows(cast, npcs, prompts, sizes, n, adapters, mine)
-
-    cold, warm = mine["cold"], mine["warm"]
-    out += [
-        f"(a) single stream, NPC {npcs[0]!r}: ours {mine['single']:.1f} tok/s | plain "
-        f"transformers generate (base only) {base_single:.1f} | ratio "
-        f"{mine['single'] / base_single:.2f} (target >= 1.0)",
-        "(b) aggregate decode tok/s, one NPC per request:",
-        "    requests   ours   peft multi-adapter   base alone   ours/peft   ours/base",
-    ]
-    for k in sizes:
-        out.append(
-            f"    {k:8d} {mine[k]:6.1f} {multi[k]:20.1f} {base[k]:12.1f} "
-            f"{mine[k] / multi[k]:11.2f} {mine[k] / base[k]:11.2f}"
-        )
-    out += [
-        "    (targets at 8: ours/peft >= 2.0, ours/base >= 0.9)",
-        f"(c) TTFT of a turn after {turns} earlier turns ({cold.prompt_tokens} prompt tokens): "
-        f"cold {cold.time_to_first_token_s * 1000:.0f} ms | warm "
-        f"{warm.time_to_first_token_s * 1000:.0f} ms ({warm.cached_prompt_tokens} tokens "
-        f"cached) | warm/cold {warm.time_to_first_token_s / cold.time_to_first_token_s:.2f} "
-        "(target <= 0.3)",
-        f"(d) decode, fused NPC {fused3!r} (blend of {len(cast.npc(fused3).blend)} blocks) "
-        f"{mine['fused']:.1f} tok/s vs block NPC {mine['block']:.1f} | ratio "
-        f"{mine['fused'] / mine['block']:.2f} (target >= 0.9)",
-        f"(e) peak RSS: {peak_ours:.0f} MiB after our engine's runs (model, cast, encoder, "
-        f"caches); {rss_mib():.0f} MiB at the end (plus the transformers and peft baselines)",
-    ]
-    if half:
-        out.append(
-            f"(a/b) ours on bfloat16 weights (not float32-exact): single stream "
-            f"{half[1]:.1f} tok/s ({half[1] / base_single:.2f}x plain transformers), 8 NPCs "
-            f"{half[8]:.1f} tok/s ({half[8] / base[8]:.2f}x base alone, "
-            f"{half[8] / multi[8]:.2f}x peft)"
-        )
-    out += peer_rows
-    out.append(f"(total benchmark time {time.perf_counter() - started:.0f} s)")
-    print("\n".join(out))
+    )
+    out = asyncio.run(measure(args, n, sizes, 1 if args.quick else args.repeat))
+    rss = peak_rss(args, n)
+    at = next(i for i, line in enumerate(out) if line.startswith("(f)"))
+    out.insert(at, f"(e) peak RSS of a process serving 16 NPCs at once, then (c): {rss:.0f} MiB")
+    print("\n".join([head] + out + [f"(total {time.perf_counter() - started:.0f} s)"]))
     return 0
 
 
