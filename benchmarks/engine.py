@@ -9,8 +9,8 @@ prompts; rate = requests * (N - 1) / (time_N - time_1), so reading the prompts c
 out. Aggregate rates count every request of the batch. The systems take turns: every
 round times each of them once, and each keeps its best time over the rounds, so a burst
 of load from other processes cannot favour one side. The prefix cache is off for the
-rates and on for the warm half of (c). Peak memory (e) is that of a separate process that
-serves the 16 requests and the conversation of (c) with the engine alone.
+rates and on for the warm half of (c). Peak memory (e) is that of a separate process in
+which one engine serves 16 requests at once and then a 20-turn conversation.
 """
 
 from __future__ import annotations
@@ -140,25 +140,37 @@ async def ttft_after_turns(cast, npc: str, turns: int) -> tuple[FinalResult, Fin
 
 
 def memory_only(args) -> int:
-    """(e), in its own process: the engine serving 16 NPCs at once, then a conversation."""
+    """(e), in its own process: one engine serving 16 NPCs at once, then a conversation of
+    20 turns with its prefix cache."""
     cast, npcs, _ = cast_with_npcs(args.cast, args.base, 16)
+    loaded = rss_now()
+    engine = Engine(cast)
+    built = rss_now()
 
     async def serve() -> None:
-        async with Engine(cast) as engine:
+        async with engine:
             await batch(engine, npcs, args.tokens)
-        await ttft_after_turns(cast, npcs[0], 20)
+            history: list[Turn] = []
+            for i in range(10):
+                history.append(Turn("Player", f"Tell me more about the old mill, part {i + 1}."))
+                reply = (await batch(engine, [npcs[0]], 24, tuple(history)))[0].text
+                history.append(Turn(cast.npc(npcs[0]).name, reply.strip() or "Aye."))
 
     asyncio.run(serve())
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(loaded, built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return 0
 
 
-def peak_rss(args, n: int) -> float:
+def rss_now() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss(args, n: int) -> list[float]:
     cmd = [sys.executable, __file__, "--memory-only", "--cast", args.cast, "--tokens", str(n)]
     if args.base:
         cmd += ["--base", args.base]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.split()[-1])
+    return [float(x) for x in out.split()[-3:]]
 
 
 def llama_cpp_cases(cast, npcs, prompts, sizes, adapters: dict) -> tuple[dict, str]:
@@ -298,9 +310,14 @@ def main() -> int:
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
     )
     out = asyncio.run(measure(args, n, sizes, 1 if args.quick else args.repeat))
-    rss = peak_rss(args, n)
+    loaded, built, peak = peak_rss(args, n)
     at = next(i for i, line in enumerate(out) if line.startswith("(f)"))
-    out.insert(at, f"(e) peak RSS of a process serving 16 NPCs at once, then (c): {rss:.0f} MiB")
+    out.insert(
+        at,
+        f"(e) peak RSS of one engine serving 16 NPCs at once, then a 20-turn conversation: "
+        f"{peak:.0f} MiB (model, cast and role encoder {loaded:.0f}; engine's packed weight "
+        f"copies +{built - loaded:.0f}; caches and work +{peak - built:.0f})",
+    )
     print("\n".join([head] + out + [f"(total {time.perf_counter() - started:.0f} s)"]))
     return 0
 

@@ -120,7 +120,7 @@ class EngineConfig:
     max_queued: int = 64
     max_context: int = 2048
     max_tokens_limit: int = 1024
-    step_tokens: int = 64
+    step_tokens: int = 128
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
     backend: Literal["auto", "llama", "transformers"] = "auto"
