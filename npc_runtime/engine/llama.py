@@ -54,37 +54,38 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
     return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
 
 
-def _can_pack(weight: torch.Tensor) -> bool:
-    return (
-        weight.device.type == "cpu"
-        and weight.dtype == torch.float32
-        and torch._C.has_mkl
-        and hasattr(torch.ops.mkl, "_mkl_linear")
-    )
-
-
 class Dense:
-    """One projection for the forward: x W^T + b, through MKL's packed sgemm on CPU.
+    """One projection for the forward: x W^T + b, with the weight prepacked on CPU.
 
-    Packing lays the weight out once the way sgemm's inner kernel reads it; for the few
-    rows of a decode step that makes the matmul about 1.5x faster (plain sgemm repacks the
-    weight at every call) at the price of a second copy of the weight.
+    Packing lays a weight out once the way the matmul kernel reads it: MKL's packed sgemm
+    for float32 (plain sgemm repacks the weight at every call, which for the few rows of
+    a decode step costs about as much as the product) and oneDNN's blocked layout for
+    bfloat16 (AMX where the CPU has it). It costs a second copy of the weights.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack: bool):
         self.weight = weight.contiguous()
         self.bias = bias
+        self.kind = "plain"
         self.packed = None
-        if pack and _can_pack(weight):
+        if not pack or weight.device.type != "cpu":
+            return
+        if weight.dtype == torch.float32 and torch._C.has_mkl:
+            self.kind = "mkl"
             self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, 8)
+        elif weight.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available():
+            self.kind = "onednn"
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
+        if self.kind == "mkl":
             return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, x.shape[0])
+        if self.kind == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
 
     def add_to(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
+        if self.kind != "plain":
             return out.add_(self(x))
         out.addmm_(x, self.weight.t())
         return out if self.bias is None else out.add_(self.bias)
@@ -135,6 +136,7 @@ class LlamaRunner:
             list(inner.layers),
             cast.lora.rank,
             {"self_attn.q_proj": q_order, "self_attn.k_proj": k_order},
+            torch.float32 if device.type == "cpu" else dtype,
         )
         self.neeko = cast.neeko
         self.scaling = cast.lora.scaling
@@ -176,7 +178,7 @@ class LlamaRunner:
                 table[row, column[index[block]]] = weight * self.scaling
         counts = torch.tensor([len(s.tokens) for s in segs])
         per_token = table.repeat_interleave(counts, dim=0).repeat_interleave(rank, dim=1)
-        per_token = per_token.to(device=device, dtype=self.kv.dtype)
+        per_token = per_token.to(device=device, dtype=self.lora.dtype)
         scales = {
             m: per_token.repeat(1, m) for m in {self.lora.members(g) for g in self.lora.groups}
         }
@@ -249,8 +251,11 @@ class LlamaRunner:
         """x W^T (+ bias) (+ the LoRA of the step's blocks), added into `out` if given."""
         y = dense(x) if out is None else dense.add_to(out, x)
         if pack is not None:
-            xa = (x @ pack.a.t()).mul_(scales[pack.members])
-            y.addmm_(xa, pack.b.t())
+            xa = (x.to(pack.a.dtype) @ pack.a.t()).mul_(scales[pack.members])
+            if y.dtype == xa.dtype:
+                y.addmm_(xa, pack.b.t())
+            else:
+                y.add_(xa @ pack.b.t())
         return y
 
     def _attention(self, qkv, cache, n_dec, dec_mask, spans) -> torch.Tensor:

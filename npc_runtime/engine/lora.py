@@ -41,11 +41,15 @@ class LoraPacks:
         layers: list[nn.Module],
         rank: int,
         row_orders: dict[str, torch.Tensor],
+        dtype: torch.dtype,
         budget_bytes: int = 256 * 2**20,
     ):
         """layers: the decoder layers. row_orders: for a module whose output rows the
-        forward permutes (q and k, for rotary embedding on complex pairs), the new order."""
+        forward permutes (q and k, for rotary embedding on complex pairs), the new order.
+        dtype: what the LoRA is computed in (float32 for a bfloat16 model on a CPU, whose
+        kernels for such thin bfloat16 matmuls are slow)."""
         self.rank = rank
+        self.dtype = dtype
         self.budget = budget_bytes
         self.modules: list[dict[str, list[tuple[nn.Module, torch.Tensor | None]]]] = [
             {
@@ -100,7 +104,8 @@ class LoraPacks:
             full[:, col : col + width] = b
             b_parts.append(full)
             col += width
-        return Pack(torch.cat(a_parts).contiguous(), torch.cat(b_parts).contiguous(), targeted)
+        a, b = torch.cat(a_parts), torch.cat(b_parts)
+        return Pack(a.to(self.dtype).contiguous(), b.to(self.dtype).contiguous(), targeted)
 
 
 def _nbytes(packs: list[dict[str, Pack]]) -> int:
