@@ -8,6 +8,8 @@ draws the same numbers whatever else shares its batch.
 
 from __future__ import annotations
 
+import secrets
+
 import torch
 
 from .api import SamplingParams
@@ -35,7 +37,7 @@ class RowSampler:
         self.generator: torch.Generator | None = None
         if not self.greedy:
             self.generator = torch.Generator(device=device)
-            seed = params.seed if params.seed is not None else torch.seed() % 2**63
+            seed = params.seed if params.seed is not None else secrets.randbits(63)
             self.generator.manual_seed(seed)
         self.seen = torch.zeros(vocab, dtype=torch.bool, device=device)
         if params.repetition_penalty != 1.0 and prompt:
