@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import torch
@@ -89,7 +90,7 @@ class Engine:
         self.scheduler = Scheduler(
             self.runner,
             cast.tokenizer,
-            self.config,
+            replace(self.config, max_context=self.context),
             stop_token_ids(cast.tokenizer),
             cast.model.get_output_embeddings().weight.shape[0],
             self.device,

@@ -153,8 +153,6 @@ class LlamaRunner:
         # values, and positions past it are zeroed before a batch reads them.
         self.kv = torch.empty(shape, dtype=dtype, device=device)
         self._clean = [0] * slots
-        self.kv_bytes_per_token = len(self.layers) * 2 * self.kv_heads * self.head_dim
-        self.kv_bytes_per_token *= self.kv.element_size()
         self._block_index: dict[str, int] = {}
 
     # -- routing ---------------------------------------------------------------------

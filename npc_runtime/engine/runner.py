@@ -30,7 +30,6 @@ class Segment:
 
 class Runner(Protocol):
     supports_prefix_cache: bool
-    kv_bytes_per_token: int
 
     def forward(self, decode: list[Segment], prefill: list[Segment]) -> torch.Tensor:
         """Logits (float32) of the last token of every decode segment, in order, then of
@@ -59,7 +58,6 @@ class TransformersRunner:
     """
 
     supports_prefix_cache = False
-    kv_bytes_per_token = 0
 
     def __init__(self, cast: Cast):
         self.cast = cast
