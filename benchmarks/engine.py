@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import inspect
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -157,7 +156,10 @@ def memory_only(args) -> int:
                 history.append(Turn(cast.npc(npcs[0]).name, reply.strip() or "Aye."))
 
     asyncio.run(serve())
-    print(loaded, built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # VmHWM, not ru_maxrss: a child's ru_maxrss keeps the peak of the parent it was
+    # forked from (Linux carries it across execve), VmHWM is this process's own.
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
+    print(loaded, built, int(status.split()[0]) / 1024)
     return 0
 
 
