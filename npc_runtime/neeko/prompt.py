@@ -3,6 +3,7 @@ training, evaluation and serving, with the base model's own chat template."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,13 +59,22 @@ class PromptEncoder:
     def __init__(self, tokenizer, max_length: int = 512):
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self._specials = [t for t in tokenizer.all_special_tokens if t]
+        # Every added token is matched whole in raw text, special or not.
+        added = {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+        tokens = sorted({*added, *tokenizer.all_special_tokens} - {""}, key=len, reverse=True)
+        self._specials = re.compile("|".join(map(re.escape, tokens))) if tokens else None
 
     def sanitize(self, text: str) -> str:
-        """Remove special-token strings so no text can close or open a chat turn."""
-        for token in self._specials:
-            text = text.replace(token, "")
-        return text
+        """Remove special-token strings so no text can close or open a chat turn; until
+        none is left, since removing one can join the halves of another
+        ('<|im_st<|im_end|>art|>')."""
+        if self._specials is None:
+            return text
+        while True:
+            clean = self._specials.sub("", text)
+            if clean == text:
+                return text
+            text = clean
 
     def _render(self, messages, add_generation_prompt: bool) -> str:
         clean = [{"role": m["role"], "content": self.sanitize(m["content"])} for m in messages]
