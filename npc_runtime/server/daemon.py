@@ -16,10 +16,9 @@ from grpc_reflection.v1alpha import reflection
 from ..engine import Engine, EngineConfig
 from ..neeko.store import load_cast
 from ..v1 import npc_runtime_pb2 as pb
-from ..v1 import npc_runtime_pb2_grpc as pb_grpc
 from .bridge import Bridge
 from .config import ServerConfig
-from .grpc_api import NpcRuntimeServicer
+from .grpc_api import GrpcDoor
 from .service import NpcService
 from .sessions import SessionStore
 
@@ -70,9 +69,7 @@ class Daemon:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        pb_grpc.add_NpcRuntimeServicer_to_server(
-            NpcRuntimeServicer(self.service, config.auth), server
-        )
+        GrpcDoor(self.service, config.auth).add_to(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
