@@ -167,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint")
     p.add_argument("--max-streams", type=int, default=32, help="Speak streams at once")
     p.add_argument("--max-text-bytes", type=int, default=4096, help="longest player line")
+    p.add_argument(
+        "--max-history-turns",
+        type=int,
+        default=64,
+        help="latest turns of a session offered to the model per reply (default 64)",
+    )
+    p.add_argument("--max-npcs", type=int, default=1000, help="NPCs in the cast (default 1000)")
+    p.add_argument(
+        "--max-sessions", type=int, default=100_000, help="stored sessions (default 100000)"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
 
     p = sub.add_parser("chat", help="talk to the daemon's NPCs in the terminal")
@@ -359,7 +369,13 @@ def _serve_config(args):
         bridge_port=args.bridge_port or None,
         bridge_max_frame_bytes=args.bridge_max_frame_bytes,
         bridge_origins=tuple(args.bridge_origin),
-        service=ServiceConfig(max_text_bytes=args.max_text_bytes, max_streams=args.max_streams),
+        service=ServiceConfig(
+            max_text_bytes=args.max_text_bytes,
+            max_streams=args.max_streams,
+            max_history_turns=args.max_history_turns,
+            max_npcs=args.max_npcs,
+            max_sessions=args.max_sessions,
+        ),
     )
 
 
@@ -382,7 +398,12 @@ def cmd_serve(args) -> int:
     hf_logging.disable_progress_bar()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(_serve_config(args)))
+        config = _serve_config(args)
+    except ValueError as exc:  # a limit out of range
+        print(f"npc-runtime: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config))
     except (ServiceError, StoreError, OSError) as exc:
         print(f"npc-runtime: error: {exc}", file=sys.stderr)
         return 2

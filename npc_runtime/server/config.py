@@ -36,10 +36,15 @@ class ServiceConfig:
     max_streams: int = 32
     max_history_turns: int = 64
     max_expand_records: int = 10_000
+    max_npcs: int = 1000
+    max_sessions: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.max_text_bytes < 1 or self.max_streams < 1 or self.max_history_turns < 1:
-            raise ValueError("max_text_bytes, max_streams and max_history_turns must be >= 1")
+        for name in ("max_text_bytes", "max_streams", "max_history_turns", "max_npcs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_sessions < 1 or self.max_expand_records < 1:
+            raise ValueError("max_sessions and max_expand_records must be at least 1")
 
 
 @dataclass(frozen=True)

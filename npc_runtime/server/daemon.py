@@ -51,6 +51,9 @@ class Daemon:
         """Load everything, then listen; raises before listening if anything is wrong."""
         config = self.config
         config.auth.check_bind(config.host)
+        # The store first: a data directory that cannot be written fails in a moment,
+        # not after the model has loaded.
+        self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
         cast = await asyncio.to_thread(load_cast, config.cast, config.base, config.device)
         await asyncio.to_thread(lambda: cast.encoder)  # so the first RegisterNpc is quick
@@ -59,7 +62,6 @@ class Daemon:
             cast,
             EngineConfig(max_active=min(16, limits.max_streams), max_queued=limits.max_streams),
         )
-        self._store = SessionStore(config.sessions_path)
         await engine.start()
         self._engine = engine
         self.service = NpcService(cast, engine, self._store, limits, engine.config.max_tokens_limit)

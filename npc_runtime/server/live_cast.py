@@ -29,7 +29,7 @@ import numpy as np
 from ..neeko.cast import KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
 from ..neeko.profile import NpcProfile
 from ..neeko.train import Progress, TrainConfig, TrainReport, train_blocks
-from .errors import ServiceError, not_found, precondition
+from .errors import ServiceError, from_os_error, not_found, precondition
 
 T = TypeVar("T")
 
@@ -39,9 +39,10 @@ class TrainingCancelled(Exception):
 
 
 class LiveCast:
-    def __init__(self, cast: Cast, engine):
+    def __init__(self, cast: Cast, engine, max_npcs: int):
         self.cast = cast
         self.engine = engine
+        self.max_npcs = max_npcs
         self._busy: dict[str, str] = {}  # NPC id -> what is being done to it
         self._save_lock = asyncio.Lock()
         self.training: str | None = None
@@ -63,6 +64,13 @@ class LiveCast:
         if npc_id in self._busy or npc_id in self.cast.npcs or npc_id in self.cast.blocks:
             raise ServiceError(
                 "ALREADY_EXISTS", f"an NPC or block with id {npc_id!r} exists or is being added"
+            )
+        adding = sum(1 for i in self._busy if i not in self.cast.npcs)
+        if len(self.cast.npcs) + adding >= self.max_npcs:
+            raise ServiceError(
+                "RESOURCE_EXHAUSTED",
+                f"the cast has {len(self.cast.npcs)} NPCs (and {adding} being added), the "
+                "limit (--max-npcs): remove some first",
             )
         self._busy[npc_id] = doing
 
@@ -222,9 +230,8 @@ class LiveCast:
                 await asyncio.to_thread(self.cast.save)
             except (OSError, CastError) as exc:
                 await self.engine.run_exclusive(undo)
-                raise ServiceError(
-                    "INTERNAL",
-                    f"could not save the cast to {self.cast.path}: {exc}; nothing changed",
+                raise from_os_error(
+                    exc, f"could not save the cast to {self.cast.path}; nothing changed"
                 ) from exc
             return result
 

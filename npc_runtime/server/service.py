@@ -25,11 +25,11 @@ from ..neeko.prompt import Turn, is_own_turn
 from ..v1 import npc_runtime_pb2 as pb
 from . import convert
 from .config import ServiceConfig
-from .errors import ServiceError, from_engine, invalid, not_found, precondition
+from .errors import ServiceError, from_engine, from_store, invalid, not_found, precondition
 from .live_cast import LiveCast
 from .metrics import Metrics
 from .sentences import SentenceSplitter
-from .sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn
+from .sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
 
 log = logging.getLogger("npc_runtime.server")
 
@@ -69,7 +69,7 @@ class NpcService:
         self.store = store
         self.config = config
         self.max_tokens_limit = max_tokens_limit
-        self.live = LiveCast(cast, engine)
+        self.live = LiveCast(cast, engine, config.max_npcs)
         self.metrics = Metrics(engine.stats)
         self.closing = False
         self._flights: dict[str, _Flight] = {}
@@ -102,6 +102,28 @@ class NpcService:
         if self.closing:
             raise ServiceError("UNAVAILABLE", "the server is shutting down")
 
+    async def _stored(self, what: str, call, *args):
+        """A session store call off the event loop; its failures as statuses that say
+        whether to free disk space, fix permissions or retry."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except StoreError as exc:
+            log.error("%s: %s", what, exc)
+            raise from_store(exc, what) from None
+
+    async def _check_room(self, session_id: str) -> None:
+        """A new session only while there are fewer than max_sessions (counted without
+        the new sessions of replies in flight, so it may be passed by a few)."""
+        limit = self.config.max_sessions
+        if self.store.session_count >= limit and not await self._stored(
+            "cannot read the session", self.store.exists, session_id
+        ):
+            raise ServiceError(
+                "RESOURCE_EXHAUSTED",
+                f"{self.store.session_count} sessions are stored, the limit (--max-sessions): "
+                "ResetSession the ones no longer needed",
+            )
+
     # -- Speak ----------------------------------------------------------------------
     async def speak(self, request: pb.SpeakRequest) -> AsyncIterator[pb.SpeakEvent]:
         """Callers must close the iterator (contextlib.aclosing) when they stop early:
@@ -116,6 +138,7 @@ class NpcService:
             sampling = convert.sampling(request.sampling, self.max_tokens_limit)
             request_id = request.request_id or uuid.uuid4().hex
             convert.checked_id(request_id, "request_id")
+            await self._check_room(session_id)
             npc = self.live.check_speakable(npc_id)
             if is_own_turn(npc.profile, speaker):
                 raise invalid(f"speaker_name {speaker!r} is the NPC's own name: use another")
@@ -150,8 +173,11 @@ class NpcService:
                 self.metrics.active_streams.dec()
 
     async def _reply(self, flight: _Flight, npc_name, speaker, text, sampling):
-        history = await asyncio.to_thread(
-            self.store.recent_turns, flight.session_id, self.config.max_history_turns
+        history = await self._stored(
+            "cannot read the session",
+            self.store.recent_turns,
+            flight.session_id,
+            self.config.max_history_turns,
         )
         turns = tuple(_prompt_turn(t, flight.npc_id) for t in history) + (Turn(speaker, text),)
         yield pb.SpeakEvent(
@@ -199,8 +225,12 @@ class NpcService:
             exchange = [NewTurn(PLAYER, "", speaker, text)]
             if reply:  # an NPC that says nothing leaves no turn
                 exchange.append(NewTurn(NPC, flight.npc_id, npc_name, reply))
-            await asyncio.to_thread(
-                self.store.append, flight.session_id, flight.request_id, exchange
+            await self._stored(
+                "the reply was not stored, nor the player's line",
+                self.store.append,
+                flight.session_id,
+                flight.request_id,
+                exchange,
             )
         self._count_tokens(final)
         log.info(
@@ -317,7 +347,9 @@ class NpcService:
     async def get_session(self, request: pb.GetSessionRequest) -> pb.Session:
         with self.observe("GetSession"):
             session_id = convert.checked_id(request.session_id, "session_id")
-            record = await asyncio.to_thread(self.store.get, session_id, request.max_turns)
+            record = await self._stored(
+                "cannot read the session", self.store.get, session_id, request.max_turns
+            )
             if record is None:
                 raise not_found(f"no session {session_id!r}")
             return pb.Session(
@@ -335,7 +367,7 @@ class NpcService:
             after = request.page_token
             if after and not ID_PATTERN.fullmatch(after):
                 raise invalid("page_token is not one this server gave out")
-            rows = await asyncio.to_thread(self.store.list, size + 1, after)
+            rows = await self._stored("cannot list sessions", self.store.list, size + 1, after)
             page = rows[:size]
             return pb.ListSessionsResponse(
                 sessions=[convert.summary_message(s) for s in page],
@@ -352,7 +384,9 @@ class NpcService:
                 )
             self._busy_sessions[session_id] = "is being reset"
             try:
-                removed = await asyncio.to_thread(self.store.delete, session_id)
+                removed = await self._stored(
+                    "the session was not reset", self.store.delete, session_id
+                )
             finally:
                 del self._busy_sessions[session_id]
             if removed is None:

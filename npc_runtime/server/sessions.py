@@ -8,9 +8,11 @@ and never a damaged file. A reply in flight lives only in memory until then.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,48 @@ CREATE TABLE IF NOT EXISTS turns (
 
 
 class StoreError(RuntimeError):
-    """The session database cannot be opened or used; the message names the file."""
+    """The session database cannot be opened or used; the message names the file.
+
+    `reason` says what a caller can tell its users: "full" (free disk space),
+    "read-only" (the folder or file is not writable), "busy" (another process holds the
+    database), "io" (the disk failed), "damaged" or "version".
+    """
+
+    def __init__(self, message: str, reason: str = "damaged"):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return "full"
+    if name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_CANTOPEN"):
+        return "read-only"
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return "busy"
+    if name.startswith("SQLITE_IOERR"):
+        return "io"
+    return "damaged"
+
+
+_HINTS = {
+    "full": "the disk is full: free some space",
+    "read-only": "the folder is not writable: fix its permissions or choose another "
+    "data directory (--data-dir or $NPC_RUNTIME_DATA)",
+    "busy": "another process holds the database: is a second daemon using this data directory?",
+    "io": "the disk reported an I/O error",
+}
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        reason = _reason(exc)
+        hint = f"; {_HINTS[reason]}" if reason in _HINTS else ""
+        raise StoreError(f"{path}: cannot {doing} ({exc}){hint}", reason) from None
 
 
 @dataclass(frozen=True)
@@ -83,9 +126,16 @@ class SessionStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path.parent}: cannot create the data directory ({exc.strerror}); "
+                f"{_HINTS['read-only']}",
+                "read-only",
+            ) from None
+        self._lock = threading.Lock()
+        with _sqlite_errors(self.path, "open the session database"):
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 5000")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -97,45 +147,70 @@ class SessionStore:
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(
                     f"{self.path}: session schema version {version} is not supported "
-                    f"(this npc-runtime reads version {SCHEMA_VERSION})"
+                    f"(this npc-runtime reads version {SCHEMA_VERSION})",
+                    "version",
                 )
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the session database ({exc})") from None
+            self._sessions = self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
         if check != "ok":
             raise StoreError(f"{self.path}: the session database is damaged ({check})")
+
+    @contextlib.contextmanager
+    def _use(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection, one caller at a time, with SQLite's errors as StoreError."""
+        with self._lock, _sqlite_errors(self.path, doing):
+            yield self._db
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        with self._use(doing) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    @property
+    def session_count(self) -> int:
+        return self._sessions
+
+    def exists(self, session_id: str) -> bool:
+        with self._use("read a session") as db:
+            return (
+                db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                is not None
+            )
+
     def append(self, session_id: str, request_id: str, turns: list[NewTurn]) -> list[int]:
         """Store turns at the end of a session (created if new), all or none; their seqs."""
         now = time.time()
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
-                    (session_id, now, now),
-                )
-                last = db.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = ?", (session_id,)
-                ).fetchone()[0]
-                seqs = list(range(last + 1, last + 1 + len(turns)))
-                db.executemany(
-                    "INSERT INTO turns (session_id, seq, speaker_kind, npc_id, speaker_name, "
-                    "text, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(session_id, s, *_columns(t), request_id, now) for s, t in zip(seqs, turns)],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction("store the turns") as db:
+            created = db.execute(
+                "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING",
+                (session_id, now, now),
+            ).rowcount
+            if not created:
+                db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            last = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+            seqs = list(range(last + 1, last + 1 + len(turns)))
+            db.executemany(
+                "INSERT INTO turns (session_id, seq, speaker_kind, npc_id, speaker_name, "
+                "text, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(session_id, s, *_columns(t), request_id, now) for s, t in zip(seqs, turns)],
+            )
+        self._sessions += created
         return seqs
 
     def _turns(self, session_id: str, limit: int) -> list[StoredTurn]:
@@ -148,12 +223,12 @@ class SessionStore:
 
     def recent_turns(self, session_id: str, limit: int) -> list[StoredTurn]:
         """The latest `limit` turns (all when limit is 0), oldest first; [] if no session."""
-        with self._lock:
+        with self._use("read a session"):
             return self._turns(session_id, limit)
 
     def get(self, session_id: str, max_turns: int = 0) -> SessionRecord | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._use("read a session") as db:
+            row = db.execute(
                 "SELECT created_at, updated_at FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
             if row is None:
@@ -162,8 +237,8 @@ class SessionStore:
 
     def list(self, page_size: int, after: str = "") -> list[SessionSummary]:
         """Sessions in id order, starting after the id `after`."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._use("list sessions") as db:
+            rows = db.execute(
                 "SELECT s.id, s.created_at, s.updated_at, COUNT(t.seq) FROM sessions s "
                 "LEFT JOIN turns t ON t.session_id = s.id WHERE s.id > ? "
                 "GROUP BY s.id ORDER BY s.id LIMIT ?",
@@ -171,7 +246,7 @@ class SessionStore:
             ).fetchall()
             out = []
             for sid, created, updated, count in rows:
-                npcs = self._db.execute(
+                npcs = db.execute(
                     "SELECT npc_id FROM turns WHERE session_id = ? AND speaker_kind = 'npc' "
                     "GROUP BY npc_id ORDER BY MIN(seq)",
                     (sid,),
@@ -181,16 +256,10 @@ class SessionStore:
 
     def delete(self, session_id: str) -> int | None:
         """Forget a session; the number of turns removed, or None if there was none."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                count = db.execute(
-                    "SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)
-                ).fetchone()[0]
-                gone = db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return count if gone else None
+        with self._transaction("delete a session") as db:
+            count = db.execute(
+                "SELECT COUNT(*) FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+            gone = db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
+        self._sessions -= gone
+        return count if gone else None
