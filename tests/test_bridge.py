@@ -8,10 +8,10 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from bridge_harness import Conn
 from server_harness import ADMIN, TOKEN, ServerThread, server_config
 from server_harness_streams import wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
 from npc_runtime.client import NpcRuntimeError
 from npc_runtime.server.auth import AuthPolicy
@@ -20,49 +20,6 @@ FRAMES = Path(__file__).resolve().parents[1] / "clients" / "protocol" / "frames.
 MAX_FRAME = 64 * 1024
 SHORT = {"max_tokens": 8, "seed": 1}
 LONG = {"max_tokens": 1000, "seed": 3}
-
-
-class Conn:
-    """One bridge connection; frames are dicts, sent as JSON text or msgpack binary."""
-
-    def __init__(self, url: str, binary: bool = False, **kw):
-        self.ws = connect(url, open_timeout=30, **kw).__enter__()
-        self.binary = binary
-
-    def __enter__(self) -> Conn:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.ws.close()
-
-    def send(self, frame: dict) -> None:
-        self.ws.send(msgpack.packb(frame) if self.binary else json.dumps(frame))
-
-    def recv(self) -> dict:
-        data = self.ws.recv(timeout=60)
-        assert isinstance(data, bytes) == self.binary, "replies use the request's codec"
-        return msgpack.unpackb(data) if self.binary else json.loads(data)
-
-    def until_done(self, ids: set[str]) -> list[dict]:
-        """Every frame until each of `ids` has sent its `done` frame."""
-        frames, waiting = [], set(ids)
-        while waiting:
-            frame = self.recv()
-            frames.append(frame)
-            if frame.get("done"):
-                waiting.discard(frame["id"])
-        return frames
-
-    def call(self, method: str, request: dict, call_id: str = "c", **extra) -> list[dict]:
-        self.send({"id": call_id, "method": method, "request": request, **extra})
-        return self.until_done({call_id})
-
-    def error(self, frame) -> dict:
-        """The error of a frame that fails at once."""
-        self.send(frame) if isinstance(frame, dict) else self.ws.send(frame)
-        reply = self.recv()
-        assert reply["done"] is True and "error" in reply, reply
-        return reply
 
 
 @pytest.fixture(scope="module")
