@@ -169,6 +169,12 @@ class _Connection:
         except ServiceError as exc:
             await self.send(error_frame(call_id, exc), binary)
             return
+        except Exception:
+            # A bug in reading one frame must not close the connection and its other calls.
+            log.exception("bridge frame failed")
+            error = ServiceError("INTERNAL", "internal error: see the server log")
+            await self.send(error_frame(call_id, error), binary)
+            return
         self.calls[call_id] = asyncio.create_task(
             self._call(call_id, method, request, self.authorization, binary)
         )

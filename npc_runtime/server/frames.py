@@ -8,6 +8,7 @@ generically from the descriptors, so no message needs translating by hand.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgpack
@@ -19,6 +20,9 @@ from .errors import ServiceError, invalid
 
 SERVICE = pb.DESCRIPTOR.services_by_name["NpcRuntime"]
 MAX_ID_CHARS = 128
+# A JSON escape of a UTF-16 surrogate: the only way a text frame (valid UTF-8) can hold a
+# string that is not valid Unicode ("\ud800" alone). Pairs (emoji) are fine.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class Method:
@@ -58,8 +62,14 @@ def from_dict(value: Any, method: Method) -> Message:
         raise invalid(f"'request' must be an object ({method.request_class.DESCRIPTOR.name})")
     try:
         return json_format.ParseDict(value, method.request_class())
-    except (json_format.ParseError, TypeError, ValueError) as exc:
-        raise invalid(f"bad {method.request_class.DESCRIPTOR.name} in 'request': {exc}") from None
+    except Exception as exc:
+        # Not only ParseError: protobuf raises OverflowError for an integer too large for a
+        # double field and SystemError for a key that is not valid Unicode. Whatever fails
+        # to parse here is the client's dict; nothing else runs.
+        reason = f"a number out of range ({exc})" if isinstance(exc, OverflowError) else exc
+        raise invalid(
+            f"bad {method.request_class.DESCRIPTOR.name} in 'request': {reason}"
+        ) from None
 
 
 def decode(data: str | bytes) -> dict[str, Any]:
@@ -67,11 +77,18 @@ def decode(data: str | bytes) -> dict[str, Any]:
     try:
         if isinstance(data, str):
             frame = json.loads(data)
+            if _SURROGATE_ESCAPE.search(data):
+                # Strings with unpaired surrogates could not be sent back or stored.
+                json.dumps(frame, ensure_ascii=False).encode("utf-8")
         else:
             frame = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # json.JSONDecodeError, msgpack's errors, bad UTF-8
         kind = "JSON (text frame)" if isinstance(data, str) else "msgpack (binary frame)"
-        raise invalid(f"malformed frame: not {kind}: {exc or type(exc).__name__}") from None
+        if isinstance(exc, UnicodeEncodeError):
+            reason = "a string escapes an unpaired UTF-16 surrogate (not valid Unicode)"
+        else:
+            reason = str(exc) or type(exc).__name__  # msgpack's StackError says nothing
+        raise invalid(f"malformed frame: not {kind}: {reason}") from None
     if not isinstance(frame, dict):
         raise invalid("malformed frame: the frame must be an object (a map)")
     return frame
@@ -86,10 +103,21 @@ def encode(frame: dict[str, Any], binary: bool) -> str | bytes:
 def frame_id(frame: dict[str, Any]) -> str:
     """The frame's id; INVALID_ARGUMENT (sent back with id "") without a good one."""
     value = frame.get("id")
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS or not _unicode(value):
         raise invalid(f"'id' must be a string of 1-{MAX_ID_CHARS} characters, chosen by the client")
     return value
 
 
+def _unicode(text: str) -> bool:
+    """Whether `text` can be encoded (no unpaired surrogates), so frames can carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def error_frame(call_id: str, exc: ServiceError) -> dict[str, Any]:
-    return {"id": call_id, "error": {"code": exc.code, "message": exc.message}, "done": True}
+    # A message may quote what the client sent; whatever it quotes, the frame must encode.
+    message = exc.message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"id": call_id, "error": {"code": exc.code, "message": message}, "done": True}
