@@ -18,10 +18,26 @@ class ProfileError(ValueError):
     """A profile or id that cannot be accepted; the message says what to fix."""
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """A value for an error message: its repr, cut short (an id may be megabytes long, and
+    the repr of an int of thousands of digits raises ValueError)."""
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif (
+        value is None
+        or isinstance(value, bool | float)
+        or (isinstance(value, int) and abs(value) < 10**limit)
+    ):
+        text = repr(value)
+    else:
+        return f"(a {type(value).__name__})"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def validate_id(value: object, what: str = "id") -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ProfileError(
-            f"invalid {what} {value!r}: use 1-64 letters, digits, '_' or '-', "
+            f"invalid {what} {_shown(value)}: use 1-64 letters, digits, '_' or '-', "
             "starting with a letter or digit"
         )
     return value
@@ -47,6 +63,15 @@ class NpcProfile:
         return " ".join(parts)
 
 
+def _check_chars(key: str, value: str) -> None:
+    if _CONTROL.search(value):
+        raise ProfileError(f"'{key}' contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape such as "\\ud800"
+        raise ProfileError(f"'{key}' is not valid Unicode (an unpaired surrogate)") from None
+
+
 def _clean_text(data: dict, key: str, limit: int, required: bool) -> str:
     value = data.get(key, "")
     if not isinstance(value, str):
@@ -56,17 +81,19 @@ def _clean_text(data: dict, key: str, limit: int, required: bool) -> str:
         raise ProfileError(f"'{key}' is required and must not be empty")
     if len(value) > limit:
         raise ProfileError(f"'{key}' is {len(value)} characters long; the limit is {limit}")
-    if _CONTROL.search(value):
-        raise ProfileError(f"'{key}' contains control characters")
+    _check_chars(key, value)
     return value
 
 
 def profile_from_dict(data: object) -> NpcProfile:
+    """A validated profile: every text stripped, within its limit, free of control
+    characters; raises ProfileError (and nothing else) for anything else."""
     if not isinstance(data, dict):
         raise ProfileError("a profile must be a table/object with id, name and profile")
     unknown = set(data) - {"id", "examples", *_TEXT_FIELDS}
     if unknown:
-        raise ProfileError(f"unknown profile fields: {', '.join(sorted(unknown))}")
+        names = sorted(k if isinstance(k, str) and len(k) <= 64 else _shown(k) for k in unknown)
+        raise ProfileError(f"unknown profile fields: {', '.join(names)}")
     npc_id = validate_id(data.get("id"), "NPC id")
     texts = {k: _clean_text(data, k, n, k in ("name", "profile")) for k, n in _TEXT_FIELDS.items()}
     examples = data.get("examples", [])
@@ -74,12 +101,17 @@ def profile_from_dict(data: object) -> NpcProfile:
         raise ProfileError("'examples' must be a list of strings")
     if len(examples) > 16 or any(len(e) > 1024 for e in examples):
         raise ProfileError("'examples' allows at most 16 lines of at most 1024 characters")
-    return NpcProfile(id=npc_id, examples=[e.strip() for e in examples if e.strip()], **texts)
+    examples = [e.strip() for e in examples if e.strip()]
+    for line in examples:  # they go into the system prompt like the other texts
+        _check_chars("examples", line)
+    return NpcProfile(id=npc_id, examples=examples, **texts)
 
 
 def load_profile(path: str | Path) -> NpcProfile:
     """Read a profile from a .toml or .json file."""
     path = Path(path)
+    if path.suffix not in (".toml", ".json"):
+        raise ProfileError(f"{path}: profile files must end in .toml or .json")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -87,11 +119,11 @@ def load_profile(path: str | Path) -> NpcProfile:
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(raw.decode("utf-8"))
-        elif path.suffix == ".json":
-            data = json.loads(raw.decode("utf-8"))
         else:
-            raise ProfileError(f"{path}: profile files must end in .toml or .json")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # UnicodeDecodeError, TOMLDecodeError and JSONDecodeError are ValueErrors, and so
+        # is an integer of more than 4300 digits; nesting thousands deep is a RecursionError.
         raise ProfileError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     try:
         return profile_from_dict(data)
