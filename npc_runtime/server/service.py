@@ -225,13 +225,24 @@ class NpcService:
             exchange = [NewTurn(PLAYER, "", speaker, text)]
             if reply:  # an NPC that says nothing leaves no turn
                 exchange.append(NewTurn(NPC, flight.npc_id, npc_name, reply))
-            await self._stored(
-                "the reply was not stored, nor the player's line",
-                self.store.append,
-                flight.session_id,
-                flight.request_id,
-                exchange,
+            commit = asyncio.ensure_future(
+                self._stored(
+                    "the reply was not stored, nor the player's line",
+                    self.store.append,
+                    flight.session_id,
+                    flight.request_id,
+                    exchange,
+                )
             )
+            # The commit runs on in its thread whatever happens here, so a cancellation
+            # now (a bridge cancel frame, a client leaving) comes too late: wait for it
+            # and send the stored Final, never CANCELLED, which says nothing was stored.
+            while not commit.done():
+                try:
+                    await asyncio.shield(commit)
+                except asyncio.CancelledError:
+                    asyncio.current_task().uncancel()
+            commit.result()
         self._count_tokens(final)
         log.info(
             "Speak %s npc=%s session=%s: %s, %d tokens, ttft %s, %.2f s%s",
