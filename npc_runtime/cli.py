@@ -387,7 +387,7 @@ def cmd_serve(args) -> int:
 
     from .server.daemon import serve
     from .server.errors import ServiceError
-    from .server.sessions import StoreError
+    from .sessions import StoreError
 
     logging.basicConfig(
         level=args.log_level.upper(),

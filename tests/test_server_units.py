@@ -11,7 +11,7 @@ import pytest
 from npc_runtime.server.auth import AuthPolicy, is_loopback
 from npc_runtime.server.errors import ServiceError
 from npc_runtime.server.sentences import SentenceSplitter
-from npc_runtime.server.sessions import NPC, PLAYER, NewTurn, SessionStore, StoreError
+from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 

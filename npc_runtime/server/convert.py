@@ -13,9 +13,9 @@ from ..neeko.cast import KIND_BLOCK, Npc
 from ..neeko.data import DataError, Sample, sample_from_dict
 from ..neeko.profile import NpcProfile, ProfileError, profile_from_dict, validate_id
 from ..neeko.train import TrainConfig
+from ..sessions import PLAYER, SessionSummary, StoredTurn
 from ..v1 import npc_runtime_pb2 as pb
 from .errors import invalid
-from .sessions import PLAYER, SessionSummary, StoredTurn
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEFAULT_SPEAKER = "Player"

@@ -15,12 +15,12 @@ from grpc_reflection.v1alpha import reflection
 
 from ..engine import Engine, EngineConfig
 from ..neeko.store import load_cast
+from ..sessions import SessionStore
 from ..v1 import npc_runtime_pb2 as pb
 from .bridge import Bridge
 from .config import ServerConfig
 from .grpc_api import GrpcDoor
 from .service import NpcService
-from .sessions import SessionStore
 
 log = logging.getLogger("npc_runtime.server")
 

@@ -22,6 +22,7 @@ from ..engine.api import EngineError, FinalResult, GenerationRequest, TokenDelta
 from ..neeko.cast import Cast
 from ..neeko.profile import ID_PATTERN
 from ..neeko.prompt import Turn, is_own_turn
+from ..sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
 from ..v1 import npc_runtime_pb2 as pb
 from . import convert
 from .config import ServiceConfig
@@ -29,7 +30,6 @@ from .errors import ServiceError, from_engine, from_store, invalid, not_found, p
 from .live_cast import LiveCast
 from .metrics import Metrics
 from .sentences import SentenceSplitter
-from .sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
 
 log = logging.getLogger("npc_runtime.server")
 
