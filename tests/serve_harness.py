@@ -21,6 +21,8 @@ def free_port() -> int:
 class Serve:
     """One `npc-runtime serve` process, its output in data_dir/server.log."""
 
+    started: list[Serve] = []  # so a failing test leaves no daemon behind
+
     def __init__(self, cast: Path, base: Path, data_dir: Path, port: int, *extra: str):
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / "server.log"
@@ -33,6 +35,7 @@ class Serve:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        Serve.started.append(self)
         if not wait_until(self._serving, timeout=180):
             self.proc.kill()
             raise AssertionError(f"server did not start:\n{self.log()}")
@@ -51,3 +54,11 @@ class Serve:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @classmethod
+    def kill_all(cls) -> None:
+        for server in cls.started:
+            if server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait(30)
+        cls.started.clear()

@@ -23,6 +23,12 @@ LONG = {"max_tokens": 1000, "seed": 3}
 SHORT = {"max_tokens": 6, "seed": 1, "temperature": 0.9}
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind():
+    yield
+    Serve.kill_all()
+
+
 @pytest.fixture()
 def setup(tmp_path, trained_cast_dir, tiny_base):
     shutil.copytree(trained_cast_dir, tmp_path / "cast")
