@@ -32,6 +32,8 @@ from .service import NpcService
 
 log = logging.getLogger("npc_runtime.server.bridge")
 
+# The events that end a stream: Speak's Final, ExpandNpc's ExpandDone.
+_LAST_EVENTS = ("final", "done")
 # Calls in flight on one connection; Speak streams are also bounded by --max-streams.
 MAX_CALLS_PER_CONNECTION = 64
 
@@ -201,12 +203,16 @@ class _Connection:
     async def _call(self, call_id: str, method: Method, request, authorization, binary) -> None:
         service = self.bridge.service
         final: dict[str, Any] = {"id": call_id, "done": True}
+        answered = False  # the stream's last event (Final, ExpandDone) has gone out
         try:
             self.bridge.authorize(method.name, authorization)
             call = getattr(service, method.attribute)
             if method.streaming:
                 async with contextlib.aclosing(call(request)) as events:
                     async for event in events:
+                        # Set before sending: websockets writes a frame at once and may
+                        # then wait to drain, where a cancel can still land.
+                        answered = event.WhichOneof("event") in _LAST_EVENTS
                         await self.send({"id": call_id, "event": to_dict(event)}, binary)
             else:
                 final["response"] = to_dict(await call(request))
@@ -215,7 +221,8 @@ class _Connection:
         except asyncio.CancelledError:
             if call_id not in self.cancelled:
                 raise  # the connection is closing
-            final = error_frame(call_id, ServiceError("CANCELLED", "cancelled by the client"))
+            if not answered:  # a cancel after the Final changes nothing: a plain done
+                final = error_frame(call_id, ServiceError("CANCELLED", "cancelled by the client"))
         except ConnectionClosed:
             return
         except Exception:
