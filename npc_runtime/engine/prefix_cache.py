@@ -110,16 +110,14 @@ class PrefixCache:
         self._evict(keep=node)
 
     def _evict(self, keep: _Node) -> None:
+        """Least recently used leaves first, `keep` (just inserted) last: when it and its
+        parents alone are over the budget, it goes, and then its parents."""
         while self.bytes > self.budget:
-            leaves = [
-                n
-                for nodes in self._nodes.values()
-                for n in nodes
-                if n.children == 0 and n is not keep
-            ]
+            leaves = [n for nodes in self._nodes.values() for n in nodes if n.children == 0]
             if not leaves:
                 return
-            self._remove(min(leaves, key=lambda n: n.used))
+            others = [n for n in leaves if n is not keep]
+            self._remove(min(others or leaves, key=lambda n: n.used))
 
     def _remove(self, node: _Node) -> None:
         nodes = self._nodes[node.key]
@@ -129,6 +127,33 @@ class PrefixCache:
         self.bytes -= node.kv.nbytes
         if node.parent is not None:
             node.parent.children -= 1
+
+    def audit(self) -> list[str]:
+        """What is wrong with the bookkeeping (empty when sound): bytes that match no
+        entry, an entry whose parent is gone, a wrong child count, bytes over budget.
+        Read-only; for tests and debugging."""
+        nodes = [n for group in self._nodes.values() for n in group]
+        held = {id(n) for n in nodes}
+        problems = []
+        total = sum(n.kv.nbytes for n in nodes)
+        if total != self.bytes:
+            problems.append(f"bytes {self.bytes}, entries hold {total}")
+        children: dict[int, int] = {}
+        for n in nodes:
+            if n.parent is not None:
+                children[id(n.parent)] = children.get(id(n.parent), 0) + 1
+                if id(n.parent) not in held:
+                    problems.append(f"an entry of {n.end} tokens outlived its parent")
+            if n.chain[-1] is not n or n.kv.shape[0] != n.end - n.start:
+                problems.append(f"an entry of {n.end} tokens has a broken chain or size")
+        for n in nodes:
+            if n.children != children.get(id(n), 0):
+                problems.append(
+                    f"an entry counts {n.children} children, has {children.get(id(n), 0)}"
+                )
+        if self.bytes > self.budget:
+            problems.append(f"{self.bytes} bytes, over the budget of {self.budget}")
+        return problems
 
     def drop(self, stale: Callable[[Hashable], bool]) -> None:
         """Forget every entry whose key `stale` rejects (a block changed or went away)."""
