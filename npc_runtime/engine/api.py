@@ -102,6 +102,8 @@ class EngineStats:
     cache_hits: int
     cache_misses: int
     steps: int
+    slots_free: int = 0  # key/value cache slots no request holds (max_active when idle)
+    in_flight: int = 0  # submitted requests whose stream has not ended
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,8 @@ class Engine:
             cache_hits=cache.hits if cache else 0,
             cache_misses=cache.misses if cache else 0,
             steps=s.steps,
+            slots_free=len(s.free),
+            in_flight=len(self._inflight),
         )
 
     # -- the decode thread -------------------------------------------------------------
