@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from google.protobuf import message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -39,7 +40,16 @@ from npc_runtime.neeko.profile import (
 from npc_runtime.server.auth import AuthPolicy
 from npc_runtime.server.bridge import Bridge, _Connection
 from npc_runtime.server.errors import ServiceError
-from npc_runtime.server.frames import METHODS, Method, decode, encode, frame_id, from_dict, to_dict
+from npc_runtime.server.frames import (
+    METHODS,
+    SERVICE,
+    Method,
+    decode,
+    encode,
+    frame_id,
+    from_dict,
+    to_dict,
+)
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile(
@@ -302,21 +312,24 @@ def test_decoder_messages_say_what_is_wrong() -> None:
 
 # -- a connection, without a network --------------------------------------------------
 class _StubService:
-    """Answers every method with its own request (a message to_dict can write)."""
+    """Answers every method with an empty message of its reply type (one event for a
+    stream)."""
 
     metrics = None  # only read when a token is refused; these tests set none
 
     def __getattr__(self, attribute: str):
         method = next(m for m in METHODS.values() if m.attribute == attribute)
+        descriptor = SERVICE.methods_by_name[method.name].output_type
+        reply = message_factory.GetMessageClass(descriptor)
         if method.streaming:
 
             async def stream(request):
-                yield request
+                yield reply()
 
             return stream
 
         async def unary(request):
-            return request
+            return reply()
 
         return unary
 
@@ -342,6 +355,8 @@ def _expected_reply_id(data: str | bytes) -> str | None:
         call_id = frame_id(frame)
     except ServiceError:
         return ""
+    if "authorization" in frame and not isinstance(frame["authorization"], str):
+        return call_id  # refused, cancel or not
     return None if frame.get("cancel") is True else call_id
 
 
@@ -351,6 +366,7 @@ def _expected_reply_id(data: str | bytes) -> str | None:
 @example(HUGE_DOUBLE)
 @example(SURROGATE_ID)
 @example(DEEP_MSGPACK)
+@example('{"id": "0", "cancel": true, "authorization": null}')  # answered: a bad field
 def test_a_connection_answers_every_frame_once(data: str | bytes) -> None:
     bridge = Bridge(_StubService(), AuthPolicy(), "127.0.0.1", 0, max_frame_bytes=2**20)
     ws = _FakeWebSocket()
