@@ -111,13 +111,6 @@ def test_a_damaged_cast_stops_serve_with_one_clear_line(
     assert sessions_before[0] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Daemon.start opens the session store (creating the data directory and an empty "
-    "sessions.sqlite3) before it reads the cast, so that an unwritable data directory fails "
-    "before the model loads; checking the cast's manifest and block checksums first would "
-    "keep both promises",
-)
 def test_a_damaged_cast_creates_no_data_directory(tmp_path, trained_cast_dir, tiny_base):
     cast = tmp_path / "cast"
     shutil.copytree(trained_cast_dir, cast)

@@ -182,6 +182,18 @@ def _read_block(folder: Path, entry: dict) -> dict[str, torch.Tensor]:
         raise CastError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
+def verify_cast(path: str | os.PathLike) -> None:
+    """Check the manifest and every block file (present, checksum, readable) without
+    loading a model: seconds sooner than load_cast, before anything else starts."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    entries = manifest.get("blocks")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CastError(f"{folder / MANIFEST}: invalid manifest ('blocks' is not a list)")
+    for entry in entries:
+        _read_block(folder, entry)
+
+
 def _resolve_base(manifest: dict, base) -> str | None:
     if base is not None:
         return str(base)

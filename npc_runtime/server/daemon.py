@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..engine import Engine, EngineConfig
-from ..neeko.store import load_cast
+from ..neeko.store import load_cast, verify_cast
 from ..sessions import SessionStore
 from ..v1 import npc_runtime_pb2 as pb
 from .bridge import Bridge
@@ -51,8 +51,9 @@ class Daemon:
         """Load everything, then listen; raises before listening if anything is wrong."""
         config = self.config
         config.auth.check_bind(config.host)
-        # The store first: a data directory that cannot be written fails in a moment,
-        # not after the model has loaded.
+        # A damaged cast or an unwritable data directory fails in a moment, not after
+        # the model has loaded; and the cast first, so it leaves no data directory behind.
+        await asyncio.to_thread(verify_cast, config.cast)
         self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
         cast = await asyncio.to_thread(load_cast, config.cast, config.base, config.device)
