@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -103,6 +106,30 @@ def test_prefix_cache_shares_parents_and_evicts_lru_leaves():
     assert sum(kv.shape[0] for _, kv in cache.lookup("k", one, limit=100)) == 10
     cache.drop(lambda key: key == "k")
     assert cache.bytes == 0 and cache.lookup("k", system, limit=100) == []
+
+
+def test_an_evicted_entry_frees_its_memory_at_once():
+    """Without waiting for the cycle collector: an entry in a reference cycle kept its
+    key/value tensor until a full collection, so memory grew far past the budget."""
+    held: list[weakref.ref] = []
+
+    def read(a, b):
+        kv = torch.zeros(b - a, 4)
+        held.append(weakref.ref(kv))
+        return kv
+
+    cache = PrefixCache(budget_bytes=16 * 40)
+    gc.disable()
+    try:
+        for n in range(6):  # 20 positions each: two fit
+            cache.insert("k", [100 + n] * 20, read)
+        alive = [ref() is not None for ref in held]
+        cache.drop(lambda key: True)
+        dropped = [ref() is not None for ref in held]
+    finally:
+        gc.enable()
+    assert alive == [False] * 4 + [True] * 2
+    assert dropped == [False] * 6 and cache.bytes == 0
 
 
 def test_min_tokens_holds_back_the_end_of_turn():

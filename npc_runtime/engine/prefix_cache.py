@@ -127,6 +127,7 @@ class PrefixCache:
         self.bytes -= node.kv.nbytes
         if node.parent is not None:
             node.parent.children -= 1
+        node.chain = []  # it held the node itself: free the tensor now, not at a full gc
 
     def audit(self) -> list[str]:
         """What is wrong with the bookkeeping (empty when sound): bytes that match no
@@ -160,3 +161,4 @@ class PrefixCache:
         for key in [k for k in self._nodes if stale(k)]:
             for node in self._nodes.pop(key):
                 self.bytes -= node.kv.nbytes
+                node.chain = []
