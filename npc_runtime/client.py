@@ -13,7 +13,7 @@ message. Leaving a speak() or expand_npc() stream early cancels it on the server
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import grpc
 
@@ -92,10 +92,21 @@ def expand_request(
 
 
 class _Base:
-    def __init__(self, address: str, token: str | None, admin_token: str | None):
+    _open_channel: Callable  # grpc.insecure_channel, or grpc.aio's for the async client
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        token: str | None = None,
+        admin_token: str | None = None,
+        timeout: float | None = None,
+    ):
         self.address = address
         self._token = token
         self._admin_token = admin_token
+        self.timeout = timeout
+        self.channel = type(self)._open_channel(address, options=_OPTIONS)
+        self.stub = pb_grpc.NpcRuntimeStub(self.channel)
 
     def _metadata(self, method: str) -> tuple[tuple[str, str], ...]:
         token = self._admin_token if method in _ADMIN and self._admin_token else self._token
@@ -105,17 +116,7 @@ class _Base:
 class NpcClient(_Base):
     """Blocking client; one channel, safe to share between threads."""
 
-    def __init__(
-        self,
-        address: str = DEFAULT_ADDRESS,
-        token: str | None = None,
-        admin_token: str | None = None,
-        timeout: float | None = None,
-    ):
-        super().__init__(address, token, admin_token)
-        self.timeout = timeout
-        self.channel = grpc.insecure_channel(address, options=_OPTIONS)
-        self.stub = pb_grpc.NpcRuntimeStub(self.channel)
+    _open_channel = grpc.insecure_channel
 
     def close(self) -> None:
         self.channel.close()
@@ -189,17 +190,7 @@ class NpcClient(_Base):
 class AsyncNpcClient(_Base):
     """The same calls for asyncio (grpc.aio); use within one event loop."""
 
-    def __init__(
-        self,
-        address: str = DEFAULT_ADDRESS,
-        token: str | None = None,
-        admin_token: str | None = None,
-        timeout: float | None = None,
-    ):
-        super().__init__(address, token, admin_token)
-        self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
-        self.stub = pb_grpc.NpcRuntimeStub(self.channel)
+    _open_channel = grpc.aio.insecure_channel
 
     async def close(self) -> None:
         await self.channel.close()
