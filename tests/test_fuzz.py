@@ -34,6 +34,7 @@ from npc_runtime.neeko.profile import (
     ID_PATTERN,
     NpcProfile,
     ProfileError,
+    is_unicode,
     load_profile,
     profile_from_dict,
 )
@@ -194,18 +195,10 @@ def _msgpack(value: Any) -> bytes:
 
 
 JSON_FRAMES = st.builds(_json_text, frame_dicts() | JSON_VALUES, st.booleans()).filter(
-    lambda text: _utf8(text)  # a text frame is valid UTF-8: surrogates only as escapes
+    is_unicode  # a text frame is valid UTF-8: surrogates only as escapes
 )
 MSGPACK_FRAMES = st.builds(_msgpack, frame_dicts(MSGPACK_VALUES) | MSGPACK_VALUES)
 WIRE_DATA = st.text(max_size=64) | st.binary(max_size=64) | JSON_FRAMES | MSGPACK_FRAMES
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _request_values(method: Method) -> st.SearchStrategy:
@@ -226,7 +219,7 @@ DEEP_MSGPACK = b"\x91" * 5000  # StackError, whose message is empty
 def _check_invalid(exc: ServiceError, clean: bool = True) -> None:
     """INVALID_ARGUMENT with a message; `clean`: one a frame can carry as it is."""
     assert exc.code == "INVALID_ARGUMENT", (exc.code, exc.message)
-    assert exc.message and (_utf8(exc.message) or not clean)
+    assert exc.message and (is_unicode(exc.message) or not clean)
 
 
 @fuzz(150)
@@ -246,7 +239,7 @@ def test_decoding_any_frame_raises_only_invalid_argument(data: str | bytes) -> N
     assert isinstance(frame, dict)
     try:
         call_id = frame_id(frame)
-        assert isinstance(call_id, str) and 1 <= len(call_id) <= 128 and _utf8(call_id)
+        assert isinstance(call_id, str) and 1 <= len(call_id) <= 128 and is_unicode(call_id)
     except ServiceError as exc:
         _check_invalid(exc)
     for method in METHODS.values():
@@ -432,7 +425,7 @@ def _check_profile(profile: NpcProfile) -> None:
 
 def _check_line(text: str, limit: int) -> None:
     assert isinstance(text, str) and len(text) <= limit and text == text.strip()
-    assert not _CONTROL.search(text) and _utf8(text)
+    assert not _CONTROL.search(text) and is_unicode(text)
 
 
 @fuzz(150)
@@ -550,7 +543,7 @@ LIVE_MSGPACK = st.builds(lambda v: _msgpack(_harmless(v)), frame_dicts(MSGPACK_V
 LIVE_DATA = (
     st.text(max_size=64)
     | st.binary(max_size=64)
-    | LIVE_JSON.filter(_utf8)
+    | LIVE_JSON.filter(is_unicode)
     | LIVE_MSGPACK
     | st.builds(lambda v: _json_text(v, True), JSON_VALUES)
 )

@@ -63,13 +63,21 @@ class NpcProfile:
         return " ".join(parts)
 
 
+def is_unicode(text: str) -> bool:
+    """Whether `text` encodes as UTF-8: a Python str can hold a lone surrogate (from a JSON
+    escape such as "\\ud800"), which no frame, prompt or database can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_chars(key: str, value: str) -> None:
     if _CONTROL.search(value):
         raise ProfileError(f"'{key}' contains control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape such as "\\ud800"
-        raise ProfileError(f"'{key}' is not valid Unicode (an unpaired surrogate)") from None
+    if not is_unicode(value):
+        raise ProfileError(f"'{key}' is not valid Unicode (an unpaired surrogate)")
 
 
 def _clean_text(data: dict, key: str, limit: int, required: bool) -> str:

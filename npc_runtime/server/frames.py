@@ -15,6 +15,7 @@ import msgpack
 from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 
+from ..neeko.profile import is_unicode
 from ..v1 import npc_runtime_pb2 as pb
 from .errors import ServiceError, invalid
 
@@ -103,18 +104,9 @@ def encode(frame: dict[str, Any], binary: bool) -> str | bytes:
 def frame_id(frame: dict[str, Any]) -> str:
     """The frame's id; INVALID_ARGUMENT (sent back with id "") without a good one."""
     value = frame.get("id")
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS or not _unicode(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS or not is_unicode(value):
         raise invalid(f"'id' must be a string of 1-{MAX_ID_CHARS} characters, chosen by the client")
     return value
-
-
-def _unicode(text: str) -> bool:
-    """Whether `text` can be encoded (no unpaired surrogates), so frames can carry it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def error_frame(call_id: str, exc: ServiceError) -> dict[str, Any]:
