@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from npc_runtime.server.auth import AuthPolicy, is_loopback
-from npc_runtime.server.errors import ServiceError
+from npc_runtime.server.errors import ServiceError, from_store
 from npc_runtime.server.sentences import SentenceSplitter
 from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore, StoreError
 
@@ -53,6 +54,26 @@ def test_a_failed_append_stores_nothing(tmp_path):
     with pytest.raises(Exception, match="CHECK"):
         store.append("new", "r3", bad)
     assert len(store.get("s1").turns) == 2 and store.get("new") is None
+    store.close()
+
+
+def test_a_database_held_by_another_writer_is_unavailable_and_stores_nothing(tmp_path):
+    """A second process writing the same data directory: after the busy timeout the
+    append fails as 'busy', which the service answers UNAVAILABLE with what to check."""
+    store = SessionStore(tmp_path / "s.sqlite3")
+    store.append("s1", "r1", _exchange(1))
+    other = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    with pytest.raises(StoreError) as busy:
+        store.append("s2", "r2", _exchange(2))
+    other.execute("ROLLBACK")
+    other.close()
+    assert busy.value.reason == "busy" and "another process holds the database" in str(busy.value)
+    refused = from_store(busy.value, "the reply was not stored")
+    assert refused.code == "UNAVAILABLE" and "s.sqlite3" in refused.message
+    assert store.get("s2") is None and store.session_count == 1
+    store.append("s2", "r2", _exchange(2))  # the lock is gone: storing works again
+    assert store.session_count == 2
     store.close()
 
 
