@@ -13,11 +13,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from .base_model import DTYPES  # noqa: E402
+
+
+def _dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPES,
+        help="precision of the base model's weights (default auto: bfloat16 on CUDA; on CPU "
+        "int8 to generate, float32 to train)",
+    )
+
 
 def _cast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("cast", help="cast folder")
     p.add_argument("--base", help="base model (HF folder or .gguf) when it has moved")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    _dtype_arg(p)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -62,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--characters", help="comma-separated subset of characters")
     p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    _dtype_arg(p)
     _train_args(p)
 
     p = sub.add_parser("expand", help="add a block trained on one new character's dialogue")
@@ -110,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-test", type=int, default=20, help="held-out replies per character")
     p.add_argument("--attribution", type=int, default=8, help="replies per character")
     p.add_argument("--generate", type=int, default=4, help="generated replies per character")
+    _dtype_arg(p)
     _train_args(p)
 
     p = sub.add_parser("demo", help="play a short scene with the demo village cast")
@@ -117,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base")
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--seed", type=int, default=7)
+    _dtype_arg(p)
 
     p = sub.add_parser("serve", help="run the daemon: the gRPC API over a live cast")
     p.add_argument(
@@ -126,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--base", help="base model (default: the one the cast was made for)")
     p.add_argument("--device", default="cpu")
+    _dtype_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument(
@@ -193,10 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args):
+def _load(args, training: bool = False):
+    from .base_model import resolve_dtype
     from .neeko.store import load_cast
 
-    return load_cast(args.cast, base=args.base, device=args.device)
+    dtype = resolve_dtype(args.dtype, args.device, training=training)
+    return load_cast(args.cast, base=args.base, device=args.device, dtype=dtype)
 
 
 def _blend_text(blend: dict[str, float]) -> str:
@@ -223,6 +242,7 @@ def cmd_train(args) -> int:
         encoder_path=args.encoder,
         storage_dtype=args.save_dtype,
         device=args.device,
+        dtype=args.dtype,
         characters=chars,
     )
     cast.save(args.out)
@@ -237,7 +257,7 @@ def cmd_expand(args) -> int:
     from .neeko.profile import load_profile
     from .neeko.tuning import expand
 
-    cast = _load(args)
+    cast = _load(args, training=True)
     profile = load_profile(args.profile) if args.profile else None
     report = expand(cast, args.data, args.character, profile, _train_config(args))
     cast.save()
@@ -322,6 +342,7 @@ def cmd_eval(args) -> int:
         data=Path(args.data),
         out=Path(args.out),
         base=args.base,
+        dtype=args.dtype,
         train=_train_config(args),
         holdout=args.holdout,
         max_test_per_character=args.max_test,
@@ -338,7 +359,7 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import play
 
-    return play(args.cast, args.base, args.max_tokens, args.seed, _write)
+    return play(args.cast, args.base, args.max_tokens, args.seed, _write, args.dtype)
 
 
 def _serve_config(args):
@@ -358,6 +379,7 @@ def _serve_config(args):
         data_dir=data_dir,
         base=args.base,
         device=args.device,
+        dtype=args.dtype,
         host=args.host,
         port=args.port,
         auth=AuthPolicy(

@@ -26,10 +26,11 @@ def play(
     max_tokens: int,
     seed: int,
     write: Callable[[str], None],
+    dtype: str = "auto",
 ) -> int:
     scene = tomllib.loads((ASSETS / "scene.toml").read_text(encoding="utf-8"))
     started = time.perf_counter()
-    cast = load_cast(cast_dir or ASSETS / "cast", base=base)
+    cast = load_cast(cast_dir or ASSETS / "cast", base=base, dtype=dtype)
     write(
         f"== {scene['title']} ==  ({len(cast.npc_ids())} NPCs loaded "
         f"in {time.perf_counter() - started:.1f} s)\n\n"

@@ -115,7 +115,8 @@ class EngineConfig:
     streams by one such step at a time; with nothing streaming, prompts go in chunks of
     prefill_chunk. cache_budget_bytes is the prefix cache's share of memory (0 turns it
     off). backend 'auto' picks the engine's own forward for Llama-family models and plain
-    transformers for any other architecture.
+    transformers for any other architecture. kernel names the CPU matmul kernel; one that
+    cannot run here is replaced by one that can (logged), never a crash.
     """
 
     max_active: int = 16
@@ -126,7 +127,9 @@ class EngineConfig:
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
     backend: Literal["auto", "llama", "transformers"] = "auto"
-    pack_weights: bool = True  # CPU float32: MKL-packed weight copies, faster, more memory
+    # The projections' matmul kernel on CPU (see engine/kernels.py): 'auto' takes the
+    # fastest that runs on this CPU for the weights' dtype; 'plain' keeps no packed copy.
+    kernel: Literal["auto", "onednn", "mkl", "int8", "plain"] = "auto"
 
     def __post_init__(self) -> None:
         if self.max_active < 1 or self.max_queued < 0:

@@ -56,7 +56,7 @@ def make_runner(cast: Cast, config: EngineConfig, context: int) -> Runner:
     if config.backend == "llama" and not fast:
         raise ValueError(f"no engine forward for {cast.model.config.model_type!r} models")
     if fast and config.backend != "transformers":
-        return llama.LlamaRunner(cast, config.max_active, context, config.pack_weights)
+        return llama.LlamaRunner(cast, config.max_active, context, config.kernel)
     return TransformersRunner(cast)
 
 
@@ -92,7 +92,7 @@ class Engine:
             cast.tokenizer,
             replace(self.config, max_context=self.context),
             stop_token_ids(cast.tokenizer),
-            cast.model.get_output_embeddings().weight.shape[0],
+            cast.model.get_output_embeddings().out_features,
             self.device,
         )
         self._lock = threading.Lock()

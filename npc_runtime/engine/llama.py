@@ -24,6 +24,9 @@ from torch import nn
 
 from ..neeko.cast import Cast
 from ..neeko.layer import DynamicLoraLinear
+from ..quant import Int8Linear
+from . import kernels
+from .kernels import Dense
 from .lora import LoraPacks
 from .runner import Segment
 
@@ -54,47 +57,35 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
     return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
 
 
-class Dense:
-    """One projection for the forward: x W^T + b, with the weight prepacked on CPU.
+def _dense(module: nn.Module, kind: str) -> Dense:
+    """A projection's Dense over its own weights (int8 ones included)."""
+    return _dense_of([(module, None)], kind)
 
-    Packing lays a weight out once the way the matmul kernel reads it: MKL's packed sgemm
-    for float32 (plain sgemm repacks the weight at every call, which for the few rows of
-    a decode step costs about as much as the product) and oneDNN's blocked layout for
-    bfloat16 (AMX where the CPU has it). It costs a second copy of the weights.
-    """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack: bool):
-        self.weight = weight.contiguous()
-        self.bias = bias
-        self.kind = "plain"
-        self.packed = None
-        if not pack or weight.device.type != "cpu":
-            return
-        if weight.dtype == torch.float32 and torch._C.has_mkl:
-            self.kind = "mkl"
-            self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, 8)
-        elif weight.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available():
-            self.kind = "onednn"
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight)
+def _dense_of(parts: list[tuple[nn.Module, torch.Tensor | None]], kind: str) -> Dense:
+    """One Dense for several projections of the same input, their output rows stacked."""
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "mkl":
-            return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, x.shape[0])
-        if self.kind == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
+    def take(t: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+        return t if t is None or rows is None else t[rows]
 
-    def add_to(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.kind != "plain":
-            return out.add_(self(x))
-        out.addmm_(x, self.weight.t())
-        return out if self.bias is None else out.add_(self.bias)
+    def cat(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
+        if any(t is None for t in ts):
+            return None
+        return ts[0] if len(ts) == 1 else torch.cat(ts)
+
+    mods = [(_base(m), rows) for m, rows in parts]
+    bias = cat([take(m.bias, rows) for m, rows in mods])
+    if isinstance(mods[0][0], Int8Linear):
+        q = cat([take(m.qweight, rows) for m, rows in mods])
+        scales = cat([take(m.scales, rows) for m, rows in mods])
+        return Dense.int8(q, scales, bias, kind)
+    return Dense(cat([take(m.weight, rows) for m, rows in mods]), bias, kind)
 
 
 class LlamaRunner:
     supports_prefix_cache = True
 
-    def __init__(self, cast: Cast, slots: int, context: int, pack: bool = True):
+    def __init__(self, cast: Cast, slots: int, context: int, kernel: str = "auto"):
         model = cast.model
         cfg = model.config
         inner = model.model
@@ -104,20 +95,19 @@ class LlamaRunner:
         self.group = self.heads // self.kv_heads
         self.q_dim = self.heads * self.head_dim
         self.qk_dim = (self.heads + self.kv_heads) * self.head_dim
-        self.embed = inner.embed_tokens.weight
+        self.embed = inner.embed_tokens
         self.norm = (inner.norm.weight, inner.norm.variance_epsilon)
-        self.lm_head = Dense(model.get_output_embeddings().weight, None, pack)
-        dtype, device = self.embed.dtype, self.embed.device
+        dtype, device = inner.norm.weight.dtype, inner.norm.weight.device
+        head = model.get_output_embeddings()
+        weights = torch.int8 if isinstance(head, Int8Linear) else dtype
+        self.kernel = kernels.choose(weights, device, kernel)
+        self.lm_head = _dense(head, self.kernel)
         q_order = _pair_order(self.heads, self.head_dim).to(device)
         k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
         self.layers = []
         for layer in inner.layers:
             att, mlp = layer.self_attn, layer.mlp
-            q, k, v = _base(att.q_proj), _base(att.k_proj), _base(att.v_proj)
-            qkv = torch.cat([q.weight[q_order], k.weight[k_order], v.weight]).contiguous()
-            bias = None
-            if q.bias is not None:
-                bias = torch.cat([q.bias[q_order], k.bias[k_order], v.bias])
+            qkv = [(att.q_proj, q_order), (att.k_proj, k_order), (att.v_proj, None)]
             self.layers.append(
                 dict(
                     ln1=(layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
@@ -125,11 +115,11 @@ class LlamaRunner:
                         layer.post_attention_layernorm.weight,
                         layer.post_attention_layernorm.variance_epsilon,
                     ),
-                    qkv=Dense(qkv, bias, pack),
-                    o=Dense(_base(att.o_proj).weight, _base(att.o_proj).bias, pack),
-                    gate=Dense(_base(mlp.gate_proj).weight, _base(mlp.gate_proj).bias, pack),
-                    up=Dense(_base(mlp.up_proj).weight, _base(mlp.up_proj).bias, pack),
-                    down=Dense(_base(mlp.down_proj).weight, _base(mlp.down_proj).bias, pack),
+                    qkv=_dense_of(qkv, self.kernel),
+                    o=_dense(att.o_proj, self.kernel),
+                    gate=_dense(mlp.gate_proj, self.kernel),
+                    up=_dense(mlp.up_proj, self.kernel),
+                    down=_dense(mlp.down_proj, self.kernel),
                 )
             )
         self.lora = LoraPacks(
@@ -185,7 +175,7 @@ class LlamaRunner:
     # -- the forward -------------------------------------------------------------------
     def forward(self, decode: list[Segment], prefill: list[Segment]) -> torch.Tensor:
         segs = decode + prefill
-        device = self.embed.device
+        device = self.norm[0].device
         tokens = [t for s in segs for t in s.tokens]
         positions = [s.start + i for s in segs for i in range(len(s.tokens))]
         slots = [s.slot for s in segs for _ in s.tokens]
@@ -213,7 +203,7 @@ class LlamaRunner:
             if seg.logits:
                 want.append(start + n - 1)
 
-        x = F.embedding(ids, self.embed)
+        x = self.embed(ids)
         hidden = x.shape[1]
         for li, layer in enumerate(self.layers):
             lora = packs[li] if packs is not None else {}
@@ -247,14 +237,14 @@ class LlamaRunner:
     @staticmethod
     def _linear(x, dense: Dense, pack, scales, out=None) -> torch.Tensor:
         """x W^T (+ bias) (+ the LoRA of the step's blocks), added into `out` if given."""
-        y = dense(x) if out is None else dense.add_to(out, x)
+        y = dense(x)
         if pack is not None:
             xa = (x.to(pack.a.dtype) @ pack.a.t()).mul_(scales[pack.members])
             if y.dtype == xa.dtype:
                 y.addmm_(xa, pack.b.t())
             else:
                 y.add_(xa @ pack.b.t())
-        return y
+        return y if out is None else out.add_(y)
 
     def _attention(self, qkv, cache, n_dec, dec_mask, spans) -> torch.Tensor:
         hd, g, kvh = self.head_dim, self.group, self.kv_heads

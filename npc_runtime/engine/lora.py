@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..neeko.layer import DynamicLoraLinear
+from ..quant import stored_weight
 
 # The projection groups of a decoder layer, each computed by one matmul in the forward.
 GROUPS = {
@@ -94,7 +95,9 @@ class LoraPacks:
         col = 0
         for module, order in modules:
             if not isinstance(module, DynamicLoraLinear):
-                b_parts.append(module.weight.new_zeros(module.out_features, targeted * width))
+                device = stored_weight(module).device
+                zeros = torch.zeros(module.out_features, targeted * width, device=device)
+                b_parts.append(zeros.to(self.dtype))
                 continue
             a_parts += [module.lora_A[i] for i in blocks]
             b = torch.cat([module.lora_B[i] for i in blocks], dim=1)

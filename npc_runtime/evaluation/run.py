@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..base_model import load_base
+from ..base_model import load_base, resolve_dtype
 from ..neeko.cast import Cast
 from ..neeko.config import GateConfig, LoraConfig
 from ..neeko.data import Sample, read_profiles, read_samples
@@ -40,6 +40,7 @@ class EvalConfig:
     data: Path
     out: Path
     base: str | None = None
+    dtype: str = "float32"  # it trains: auto is float32 on CPU
     train: TrainConfig = field(default_factory=TrainConfig)
     holdout: str | None = None
     max_test_per_character: int | None = 20
@@ -178,7 +179,8 @@ class Evaluation:
 
     def _shared_cast(self, characters: int) -> Cast:
         lora = LoraConfig(rank=LoraConfig().rank * characters)
-        cast = Cast(load_base(self.config.base), lora, GateConfig())
+        dtype = resolve_dtype(self.config.dtype, training=True)
+        cast = Cast(load_base(self.config.base, dtype=dtype), lora, GateConfig())
         cast.neeko.add_block(SHARED)
         return cast
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base_model import BaseModel, fingerprint
+from ..base_model import BaseModel
 from .config import GateConfig, LoraConfig
 from .encoder import RoleEncoder, shared_encoder
 from .gate import gate_blend
@@ -66,7 +66,7 @@ class Cast:
         self.encoder_path = encoder_path
         self.storage_dtype = storage_dtype
         self.path = path
-        self.fingerprint = fingerprint(base.model, base.tokenizer)
+        self.fingerprint = base.fingerprint
         self.blocks: dict[str, Block] = {}
         self.npcs: dict[str, Npc] = {}
         self.prompts = PromptEncoder(base.tokenizer)

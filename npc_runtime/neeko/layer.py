@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..quant import stored_weight
+
 _PACK_CACHE_SIZE = 64
 
 
@@ -60,10 +62,12 @@ class DynamicLoraLinear(nn.Module):
 
     def add_block(self) -> int:
         """Append a fresh block (A random, B zero, so it starts as a no-op)."""
-        weight = self.base_layer.weight
-        a = torch.empty(self.rank, self.base_layer.in_features, dtype=weight.dtype)
+        # Blocks take the base weight's float dtype; over int8 weights they are float32.
+        weight = stored_weight(self.base_layer)
+        dtype = weight.dtype if weight.is_floating_point() else torch.float32
+        a = torch.empty(self.rank, self.base_layer.in_features, dtype=dtype)
         nn.init.kaiming_uniform_(a, a=math.sqrt(5))
-        b = torch.zeros(self.base_layer.out_features, self.rank, dtype=weight.dtype)
+        b = torch.zeros(self.base_layer.out_features, self.rank, dtype=dtype)
         self.lora_A.append(nn.Parameter(a.to(weight.device), requires_grad=False))
         self.lora_B.append(nn.Parameter(b.to(weight.device), requires_grad=False))
         self._packed.clear()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..base_model import load_base
+from ..base_model import load_base, resolve_dtype
 from .cast import Cast, CastError
 from .config import GateConfig, LoraConfig
 from .data import DataError, read_profiles, read_samples
@@ -24,6 +24,7 @@ def pretune(
     encoder_path: str | None = None,
     storage_dtype: str = "float32",
     device: str = "cpu",
+    dtype: str = "float32",
     characters: list[str] | None = None,
     show_progress: bool = True,
 ) -> tuple[Cast, TrainReport]:
@@ -35,7 +36,7 @@ def pretune(
     if missing:
         raise DataError(f"no training records or no profile for: {', '.join(missing)}")
     cast = Cast(
-        load_base(base, device=device),
+        load_base(base, device=device, dtype=resolve_dtype(dtype, device, training=True)),
         lora or LoraConfig(),
         gate or GateConfig(),
         encoder_path=encoder_path,

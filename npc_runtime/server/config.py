@@ -53,6 +53,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     base: str | None = None
     device: str = "cpu"
+    dtype: str = "auto"  # base model precision (base_model.resolve_dtype)
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     auth: AuthPolicy = AuthPolicy()

@@ -56,7 +56,9 @@ class Daemon:
         await asyncio.to_thread(verify_cast, config.cast)
         self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
-        cast = await asyncio.to_thread(load_cast, config.cast, config.base, config.device)
+        cast = await asyncio.to_thread(
+            load_cast, config.cast, config.base, config.device, config.dtype
+        )
         await asyncio.to_thread(lambda: cast.encoder)  # so the first RegisterNpc is quick
         limits = config.service
         engine = Engine(
@@ -100,12 +102,14 @@ class Daemon:
             )
             self.metrics_port = self._metrics_http.server_port
         log.info(
-            "serving %d NPCs of %s on %s (%s, %s)%s; sessions in %s",
+            "serving %d NPCs of %s on %s (%s, %s, %s weights, %s kernels)%s; sessions in %s",
             len(cast.npcs),
             config.cast,
             _address(config.host, self.port),
             cast.base.name,
             config.device,
+            cast.base.dtype,
+            getattr(engine.runner, "kernel", "transformers"),
             f", metrics on http://{_address(config.metrics_host, self.metrics_port)}/metrics"
             if self.metrics_port
             else "",

@@ -1,0 +1,169 @@
+"""Which matmul kernel computes the engine's projections, chosen once at load time.
+
+A decode step multiplies a few rows by every weight of the model, so it is bound by how
+fast a kernel streams the weights, and the best kernel depends on the CPU. Kernels:
+
+- ``onednn``: the weight prepacked once in oneDNN's blocked layout. Float32 on any x86
+  CPU (oneDNN picks AVX2, AVX-512 or AMX code itself); bfloat16 only where oneDNN has a
+  bfloat16 path (AVX-512 BW/VL/DQ, AVX-NE-CONVERT or AMX), elsewhere it refuses at packing
+  time. Costs a second copy of each weight.
+- ``mkl``: float32 weights prepacked for MKL's sgemm (Intel builds of torch only). Also a
+  second copy.
+- ``int8``: weight-only int8 (per output channel scales, see ``npc_runtime.quant``) through
+  torch's ``_weight_int8pack_mm``, with bfloat16 activations (a GEMM over the weights in
+  float32 for many rows); reads the model's own int8 weights, no copy.
+- ``plain``: ``F.linear`` on the weights as they are. Works everywhere.
+
+``choose`` takes what torch reports (``torch.backends.cpu.get_cpu_capability()``,
+``torch.backends.mkldnn``, ``torch._C.has_mkl``) and then probes the kernel on a small
+matrix against ``F.linear``: a kernel that raises or disagrees is never used, so a CPU
+without some instruction set gets a slower path, never a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..quant import int8_matmul, quantize_rows
+
+log = logging.getLogger(__name__)
+
+Kernel = Literal["auto", "onednn", "mkl", "int8", "plain"]
+FLOAT_PREFERENCE = ("onednn", "mkl", "plain")
+
+
+def cpu_capability() -> str:
+    """What torch's own CPU kernels were dispatched to: 'AVX512', 'AVX2', 'DEFAULT', ..."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _has_bf16_packing() -> bool:
+    """oneDNN packs bfloat16 weights with AVX-512 BW/VL/DQ, AVX-NE-CONVERT or AMX."""
+    return cpu_capability() == "AVX512" or torch.cpu._is_amx_tile_supported()
+
+
+def _available(kind: str, dtype: torch.dtype) -> bool:
+    """What torch reports: whether the kernel exists for this dtype on this CPU."""
+    if kind == "plain":
+        return True
+    if kind == "int8":
+        return dtype == torch.int8 and hasattr(torch.ops.aten, "_weight_int8pack_mm")
+    if dtype == torch.int8:
+        return False
+    if kind == "mkl":
+        return dtype == torch.float32 and torch._C.has_mkl
+    if kind == "onednn":
+        if not torch.backends.mkldnn.is_available():
+            return False
+        return dtype == torch.float32 or (dtype == torch.bfloat16 and _has_bf16_packing())
+    raise ValueError(f"unknown kernel {kind!r}: choose one of {', '.join(Kernel.__args__)}")
+
+
+@functools.cache
+def _probe(kind: str, dtype: torch.dtype) -> bool:
+    """Run the kernel once on a small matrix; True when it works and agrees with F.linear."""
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(48, 64, generator=gen)
+    x = torch.randn(3, 64, generator=gen)
+    try:
+        if dtype == torch.int8:
+            q, scales = quantize_rows(weight)
+            dense = Dense.int8(q, scales, None, kind)
+            expected = F.linear(x, q.float() * scales.float()[:, None])
+        else:
+            dense = Dense(weight.to(dtype), None, kind)
+            expected = F.linear(x.to(dtype), weight.to(dtype)).float()
+        got = dense(x.to(dense.input_dtype)).float()
+    except (RuntimeError, NotImplementedError) as exc:
+        log.info("kernel %s for %s does not run here: %s", kind, dtype, exc)
+        return False
+    ok = torch.allclose(got, expected, atol=0.05, rtol=0.02)
+    if not ok:
+        log.warning("kernel %s for %s gives wrong results here: not used", kind, dtype)
+    return ok
+
+
+def usable(kind: str, dtype: torch.dtype) -> bool:
+    return _available(kind, dtype) and _probe(kind, dtype)
+
+
+def choose(dtype: torch.dtype, device: torch.device, requested: str = "auto") -> str:
+    """The kernel for weights of `dtype` on `device`: `requested` if it works here, else
+    the best that does (a request that cannot run is logged, never fatal)."""
+    if device.type != "cpu":
+        return "plain"
+    preference = ("int8", "plain") if dtype == torch.int8 else FLOAT_PREFERENCE
+    if requested != "auto":
+        if usable(requested, dtype):
+            return requested
+        log.warning(
+            "kernel %r cannot run %s weights on this CPU: choosing another", requested, dtype
+        )
+    return next(k for k in preference if usable(k, dtype))
+
+
+class Dense:
+    """One projection: x W^T + b through the chosen kernel.
+
+    `input_dtype` is what the kernel computes in (the int8 kernel takes bfloat16
+    activations); a call converts its input to it and the result back to the input's.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, kind: str):
+        self.kind = kind
+        self.bias = bias
+        self.weight = weight.contiguous()
+        self.scales: tuple[torch.Tensor, torch.Tensor] | None = None  # int8: float32, bf16
+        self.packed = None
+        self.input_dtype = weight.dtype
+        self.out_features = weight.shape[0]
+        if kind == "mkl":
+            self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, 8)
+        elif kind == "onednn":
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight)
+        elif kind != "plain":
+            raise ValueError(f"kernel {kind!r} does not take {weight.dtype} weights")
+
+    @classmethod
+    def int8(
+        cls, weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None, kind: str
+    ) -> Dense:
+        """Weight-only int8: `weight` (out, in) int8, `scales` (out,) per output row."""
+        dense = cls.__new__(cls)
+        dense.kind, dense.bias, dense.packed = kind, bias, None
+        dense.out_features = weight.shape[0]
+        dense.input_dtype = torch.float32
+        if kind == "int8":
+            dense.weight = weight.contiguous()
+            dense.scales = (scales.float(), scales.to(torch.bfloat16))
+        else:  # no int8 kernel: dequantise once and compute in float32
+            dense.weight = weight.float() * scales.float()[:, None]
+            dense.scales = None
+        if dense.bias is not None:
+            dense.bias = dense.bias.to(dense.input_dtype)
+        return dense
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this projection holds beyond the model's own weights (packed copies)."""
+        return 0 if self.packed is None else self.weight.nbytes
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.input_dtype:
+            return self._matmul(x)
+        return self._matmul(x.to(self.input_dtype)).to(x.dtype)
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "int8":
+            y = int8_matmul(x, self.weight, *self.scales)
+            return y if self.bias is None else y.add_(self.bias)
+        if self.kind == "mkl":
+            return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, x.shape[0])
+        if self.kind == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
