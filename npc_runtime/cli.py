@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("text")
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-tokens", type=int, default=96)
+    p.add_argument("--max-tokens", type=int, default=128, help="as the daemon (default 128)")
 
     p = sub.add_parser("export", help="write one NPC as a standard peft LoRA adapter")
     _cast_args(p)
@@ -310,12 +311,14 @@ def cmd_npc(args) -> int:
 
 
 def cmd_say(args) -> int:
+    from .engine import SamplingParams
     from .neeko.prompt import Turn
-    from .speak import Sampling, reply
+    from .speak import GREEDY, reply
 
     cast = _load(args)
     cast.npc(args.npc)
-    sampling = Sampling(max_tokens=args.max_tokens, greedy=args.greedy, seed=args.seed)
+    sampling = GREEDY if args.greedy else SamplingParams()
+    sampling = replace(sampling, max_tokens=args.max_tokens, seed=args.seed)
     reply(cast, args.npc, [Turn("Player", args.text)], sampling, on_text=_write)
     print()
     return 0

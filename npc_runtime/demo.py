@@ -11,10 +11,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from .engine import SamplingParams
 from .neeko.profile import load_profile
 from .neeko.prompt import Turn
 from .neeko.store import load_cast
-from .speak import Sampling, reply
+from .speak import LocalEngine
 
 ASSETS = Path(__file__).parent / "assets" / "village"
 CONTEXT_TURNS = 3
@@ -35,27 +36,29 @@ def play(
         f"== {scene['title']} ==  ({len(cast.npc_ids())} NPCs loaded "
         f"in {time.perf_counter() - started:.1f} s)\n\n"
     )
-    history: list[Turn] = []
-    for number, turn in enumerate(scene["turn"]):
-        if "register" in turn:
-            profile = load_profile(ASSETS / turn["register"])
-            _ = cast.encoder  # load the role encoder first: fusion itself is what we time
-            t0 = time.perf_counter()
-            npc = cast.fuse(profile)  # in memory only: the bundled cast stays as shipped
-            took = (time.perf_counter() - t0) * 1000
-            blend = ", ".join(f"{cast.npc(b).name} {w:.2f}" for b, w in npc.blend.items())
-            write(
-                f"* {npc.name} walks in. Registered by fusion in {took:.0f} ms "
-                f"as a blend of: {blend}\n\n"
-            )
-            continue
-        npc = cast.npc(turn["npc"])
-        write(f"You: {turn['player']}\n")
-        history.append(Turn("Player", turn["player"]))
-        write(f"{npc.name}: ")
-        sampling = Sampling(max_tokens=max_tokens, seed=seed + number)
-        text = reply(cast, npc.id, history[-CONTEXT_TURNS:], sampling, on_text=write)
-        write("\n\n")
-        history.append(Turn(npc.name, text))
+    with LocalEngine(cast) as local:
+        history: list[Turn] = []
+        for number, turn in enumerate(scene["turn"]):
+            if "register" in turn:
+                profile = load_profile(ASSETS / turn["register"])
+                _ = cast.encoder  # load the role encoder first: fusion itself is what we time
+                t0 = time.perf_counter()
+                npc = cast.fuse(profile)  # in memory only: the bundled cast stays as shipped
+                took = (time.perf_counter() - t0) * 1000
+                blend = ", ".join(f"{cast.npc(b).name} {w:.2f}" for b, w in npc.blend.items())
+                write(
+                    f"* {npc.name} walks in. Registered by fusion in {took:.0f} ms "
+                    f"as a blend of: {blend}\n\n"
+                )
+                continue
+            npc = cast.npc(turn["npc"])
+            write(f"You: {turn['player']}\n")
+            history.append(Turn("Player", turn["player"]))
+            write(f"{npc.name}: ")
+            sampling = SamplingParams(max_tokens=max_tokens, seed=seed + number)
+            result = local.generate(npc.id, history[-CONTEXT_TURNS:], sampling, on_text=write)
+            text = result.text.strip()
+            write("\n\n")
+            history.append(Turn(npc.name, text))
     write(f"(scene played in {time.perf_counter() - started:.0f} s)\n")
     return 0

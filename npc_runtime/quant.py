@@ -7,10 +7,12 @@ weight-only int8), which takes bfloat16 activations: on an AVX2 CPU it decodes a
 SmolLM2-135M's layers about 3x faster than float32 (benchmarks/engine.py). Weights are
 quantised in place, so the model holds no float copy; LoRA blocks stay float32.
 
-The int8 kernel reads the weights once per row, which is what a decode step of a few rows
-wants; from GEMM_ROWS rows on (prompts, training batches) the rows are multiplied by the
-int8 weights converted to float32 instead, an ordinary GEMM that reuses each weight
-across rows (2x faster at 512 rows).
+The int8 kernel computes each row on its own, so a row's result does not depend on what
+shares its matmul: the same text whether a reply runs alone or batched, and whether its
+prompt was read at once or partly from the prefix cache. That costs prompt reading (the
+kernel reads the weights once per row: at 512 rows it is 2x slower than a GEMM), so only
+training, where gradients flow and no such promise is made, multiplies many rows by the
+weights converted to float32 (an ordinary GEMM).
 
 The transformers forward keeps working (training, expansion, the transformers runner):
 the modules take and give float32, and gradients flow to their inputs (not their weights,
@@ -33,14 +35,18 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q.contiguous(), scales
 
 
-GEMM_ROWS = 32
+GEMM_ROWS = 32  # from this many rows on, training multiplies through a float32 GEMM
 
 
 def int8_matmul(
-    x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor, scales_bf16: torch.Tensor
+    x: torch.Tensor,
+    q: torch.Tensor,
+    scales: torch.Tensor,
+    scales_bf16: torch.Tensor,
+    training: bool = False,
 ) -> torch.Tensor:
     """x (rows, in) times (q * scales[:, None])^T, in x's dtype."""
-    if x.shape[0] < GEMM_ROWS:
+    if not training or x.shape[0] < GEMM_ROWS:
         y = torch.ops.aten._weight_int8pack_mm(x.to(torch.bfloat16), q, scales_bf16)
     else:
         y = F.linear(x.float(), q.float()).mul_(scales)
@@ -57,14 +63,14 @@ class _Int8Matmul(torch.autograd.Function):
     """int8_matmul with a gradient for x (the weights are frozen)."""
 
     @staticmethod
-    def forward(ctx, x, q, scales, scales_bf16):
+    def forward(ctx, x, q, scales, scales_bf16, training):
         ctx.save_for_backward(q, scales)
-        return int8_matmul(x, q, scales, scales_bf16)
+        return int8_matmul(x, q, scales, scales_bf16, training)
 
     @staticmethod
     def backward(ctx, grad):
         q, scales = ctx.saved_tensors
-        return (grad.float() * scales) @ q.float(), None, None, None
+        return (grad.float() * scales) @ q.float(), None, None, None, None
 
 
 class Int8Linear(nn.Module):
@@ -91,7 +97,8 @@ class Int8Linear(nn.Module):
         shape = x.shape
         flat = x.reshape(-1, self.in_features)
         if self.fast:
-            y = _Int8Matmul.apply(flat, self.qweight, self.scales, self.scales_bf16)
+            training = torch.is_grad_enabled()
+            y = _Int8Matmul.apply(flat, self.qweight, self.scales, self.scales_bf16, training)
         else:  # no int8 kernel on this CPU: correct, not fast
             y = F.linear(flat, self.dequantized().to(x.dtype))
         if self.bias is not None:

@@ -1,89 +1,73 @@
-"""One reply, offline and unbatched: for `npc-runtime say`, the demo and quick checks.
+"""Replies for one caller at a time (`npc-runtime say`, the demo, evaluation), through the
+daemon's own engine.
 
-The daemon uses the batching engine instead; this path stays small on purpose.
+There is one generation path: the engine, with SamplingParams' defaults. `LocalEngine`
+runs it on a private event loop, so the same scene, settings and seed give the same text
+here as through gRPC or the bridge.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-import torch
-from transformers.generation.streamers import TextStreamer
-
+from .engine import Engine, EngineConfig, FinalResult, GenerationRequest, SamplingParams, Voice
 from .neeko.cast import Cast
-from .neeko.layer import Routing
-from .neeko.profile import NpcProfile
-from .neeko.prompt import Turn, scene_messages
+from .neeko.prompt import Turn
+
+DEFAULT = SamplingParams()  # what the daemon uses for a request that sets nothing
+GREEDY = SamplingParams(temperature=0.0)
 
 
-@dataclass(frozen=True)
-class Sampling:
-    max_tokens: int = 96
-    greedy: bool = False
-    temperature: float = 0.8
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    seed: int | None = None
+class LocalEngine:
+    """An engine and the event loop it streams to, for synchronous code."""
 
+    def __init__(self, cast: Cast, config: EngineConfig | None = None):
+        self._loop = asyncio.new_event_loop()
+        self.engine = Engine(cast, config or EngineConfig(max_active=4))
+        self._loop.run_until_complete(self.engine.start())
+        self._count = 0
 
-class _Callback(TextStreamer):
-    def __init__(self, tokenizer, on_text: Callable[[str], None]):
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._on_text = on_text
+    def generate(
+        self,
+        npc_id: str,
+        turns: Sequence[Turn],
+        sampling: SamplingParams = DEFAULT,
+        on_text: Callable[[str], None] | None = None,
+        voice: Voice | None = None,
+    ) -> FinalResult:
+        """One reply; `on_text` gets each piece of text as it is decoded."""
+        self._count += 1
+        request = GenerationRequest(f"local-{self._count}", npc_id, tuple(turns), sampling, voice)
 
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        if text:
-            self._on_text(text)
+        async def run() -> FinalResult:
+            async for item in self.engine.submit(request):
+                if isinstance(item, FinalResult):
+                    return item
+                if on_text and item.text:
+                    on_text(item.text)
+            raise AssertionError("the engine's stream ended without a result")
 
+        return self._loop.run_until_complete(run())
 
-def stop_token_ids(tokenizer) -> list[int]:
-    ids = {tokenizer.eos_token_id}
-    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
-        tid = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
-            ids.add(tid)
-    return sorted(i for i in ids if i is not None)
+    def close(self) -> None:
+        self._loop.run_until_complete(self.engine.stop())
+        self._loop.close()
 
+    def __enter__(self) -> LocalEngine:
+        return self
 
-def generate(
-    cast: Cast,
-    profile: NpcProfile,
-    context: Sequence[Turn],
-    routing: Routing | None,
-    sampling: Sampling = Sampling(),
-    on_text: Callable[[str], None] | None = None,
-) -> str:
-    """A reply in the voice of `profile` with the given LoRA routing (None: base model)."""
-    prompt = cast.prompts.prompt_ids(scene_messages(profile, context))
-    device = next(cast.model.parameters()).device
-    ids = torch.tensor([prompt], device=device)
-    if sampling.seed is not None:
-        torch.manual_seed(sampling.seed)
-    options = dict(
-        max_new_tokens=sampling.max_tokens,
-        eos_token_id=stop_token_ids(cast.tokenizer),
-        pad_token_id=cast.tokenizer.pad_token_id,
-        repetition_penalty=sampling.repetition_penalty,
-    )
-    if sampling.greedy:
-        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    else:
-        options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-    streamer = _Callback(cast.tokenizer, on_text) if on_text else None
-    with torch.no_grad(), cast.neeko.routed(routing):
-        out = cast.model.generate(
-            ids, attention_mask=torch.ones_like(ids), streamer=streamer, **options
-        )
-    return cast.tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True).strip()
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def reply(
     cast: Cast,
     npc_id: str,
     context: Sequence[Turn],
-    sampling: Sampling = Sampling(),
+    sampling: SamplingParams = DEFAULT,
     on_text: Callable[[str], None] | None = None,
 ) -> str:
-    npc = cast.npc(npc_id)
-    return generate(cast, npc.profile, context, cast.routing([npc_id]), sampling, on_text)
+    """One reply of a cast's NPC (an engine just for it), stripped as the daemon stores it."""
+    with LocalEngine(cast, EngineConfig(max_active=1)) as local:
+        return local.generate(npc_id, context, sampling, on_text).text.strip()

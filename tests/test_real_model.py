@@ -1,5 +1,7 @@
 """The bundled village cast on the real embedded SmolLM2 model and MiniLM encoder."""
 
+from dataclasses import replace
+
 import pytest
 from conftest import VILLAGE
 
@@ -9,7 +11,7 @@ from npc_runtime.evaluation.perplexity import mean_perplexity, score_samples
 from npc_runtime.neeko.data import read_profiles, read_samples
 from npc_runtime.neeko.profile import load_profile
 from npc_runtime.neeko.prompt import Turn
-from npc_runtime.speak import Sampling, reply
+from npc_runtime.speak import GREEDY, reply
 
 VILLAGERS = ["brann", "marla", "captain_roe", "old_nessa", "zef", "pip"]
 
@@ -46,7 +48,7 @@ def test_blocks_fit_their_own_characters_held_out_lines(village):
 
 def test_block_and_fused_npcs_speak(village):
     scene = [Turn("Player", "Good evening! What news tonight?")]
-    greedy = Sampling(max_tokens=24, greedy=True)
+    greedy = replace(GREEDY, max_tokens=24)
     brann = reply(village, "brann", scene, greedy)
     pip = reply(village, "pip", scene, greedy)
     assert brann and pip and brann != pip

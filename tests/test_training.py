@@ -1,5 +1,7 @@
 """Pre-tuning keeps blocks isolated; expansion leaves old NPCs bitwise unchanged."""
 
+from dataclasses import replace
+
 import torch
 
 from npc_runtime import load_cast
@@ -7,7 +9,7 @@ from npc_runtime.neeko.data import read_profiles, read_samples
 from npc_runtime.neeko.prompt import Turn
 from npc_runtime.neeko.train import TrainConfig, train_blocks
 from npc_runtime.neeko.tuning import expand
-from npc_runtime.speak import Sampling, reply
+from npc_runtime.speak import GREEDY, reply
 
 
 def _snapshot(cast):
@@ -67,7 +69,7 @@ def test_expansion_leaves_old_npcs_bitwise_unchanged(trained_cast_dir, village_d
     shutil.copytree(trained_cast_dir, folder)
     cast = load_cast(folder)
     old_blocks = _snapshot(cast)
-    greedy = Sampling(max_tokens=12, greedy=True)
+    greedy = replace(GREEDY, max_tokens=12)
     scene = [Turn("Player", "Any news from the north road?")]
     before = {n: reply(cast, n, scene, greedy) for n in cast.npc_ids()}
     ids = torch.tensor([cast.tokenizer.encode("Evening, friend.")])

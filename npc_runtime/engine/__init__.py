@@ -8,6 +8,7 @@ from .api import (
     GenerationRequest,
     SamplingParams,
     TokenDelta,
+    Voice,
 )
 from .engine import Engine
 
@@ -20,4 +21,5 @@ __all__ = [
     "GenerationRequest",
     "SamplingParams",
     "TokenDelta",
+    "Voice",
 ]

@@ -7,9 +7,11 @@ and sampling stay behind them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..neeko.profile import NpcProfile
 from ..neeko.prompt import Turn
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -58,18 +60,30 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class Voice:
+    """Who speaks: a profile (the system prompt) and a blend of the cast's blocks (block id
+    -> gate weight; empty: the base model alone)."""
+
+    profile: NpcProfile
+    blend: Mapping[str, float]
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One reply of one NPC to a scene.
 
     `turns` is the conversation so far (the player's line last); the engine builds the
     prompt with the NPC's profile as system prompt, dropping the oldest turns first when
-    the prompt would not fit the model's context (the profile never leaves).
+    the prompt would not fit the model's context (the profile never leaves). `voice`, when
+    given, speaks instead of the cast's NPC `npc_id` (evaluation: a profile without LoRA, a
+    block of another character); npc_id is then only a name.
     """
 
     request_id: str
     npc_id: str
     turns: tuple[Turn, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    voice: Voice | None = None
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,17 @@ from typing import Any, TypeVar
 import torch
 
 from ..neeko.cast import Cast
-from ..neeko.prompt import scene_messages
-from ..speak import stop_token_ids
+from ..neeko.prompt import scene_messages, stop_token_ids
 from . import llama
-from .api import EngineConfig, EngineError, EngineStats, FinalResult, GenerationRequest, TokenDelta
+from .api import (
+    EngineConfig,
+    EngineError,
+    EngineStats,
+    FinalResult,
+    GenerationRequest,
+    TokenDelta,
+    Voice,
+)
 from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
 
@@ -129,16 +136,25 @@ class Engine:
         await self.stop()
 
     # -- requests ------------------------------------------------------------------
+    def _voice(self, request: GenerationRequest) -> Voice:
+        if request.voice is None:
+            try:
+                npc = self.cast.npc(request.npc_id)
+            except KeyError:
+                raise EngineError("NOT_FOUND", f"no NPC {request.npc_id!r} in this cast") from None
+            return Voice(npc.profile, npc.blend)
+        unknown = sorted(set(request.voice.blend) - set(self.cast.blocks))
+        if unknown:
+            raise EngineError("NOT_FOUND", f"no block {', '.join(map(repr, unknown))} in this cast")
+        return request.voice
+
     def _prompt(self, request: GenerationRequest) -> tuple[list[int], int, Blend]:
-        try:
-            npc = self.cast.npc(request.npc_id)
-        except KeyError:
-            raise EngineError("NOT_FOUND", f"no NPC {request.npc_id!r} in this cast") from None
+        voice = self._voice(request)
         prompts = self.cast.prompts
         budget = self.context - request.sampling.max_tokens
         turns = list(request.turns)
         while True:
-            ids = prompts.prompt_ids(scene_messages(npc.profile, turns))
+            ids = prompts.prompt_ids(scene_messages(voice.profile, turns))
             if len(ids) <= budget:
                 break
             if not turns:
@@ -148,11 +164,11 @@ class Engine:
                     f"({request.sampling.max_tokens}) exceed the context ({self.context})",
                 )
             turns = turns[1:]
-        system = prompts.prompt_ids(scene_messages(npc.profile, [])[:1])
+        system = prompts.prompt_ids(scene_messages(voice.profile, [])[:1])
         system_len = next(
             (i for i, (a, b) in enumerate(zip(ids, system)) if a != b), min(len(ids), len(system))
         )
-        blend = tuple(sorted((b, float(w)) for b, w in npc.blend.items() if w))
+        blend = tuple(sorted((b, float(w)) for b, w in voice.blend.items() if w))
         return ids, system_len, blend
 
     def submit(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | FinalResult]:

@@ -10,8 +10,8 @@ fast a kernel streams the weights, and the best kernel depends on the CPU. Kerne
 - ``mkl``: float32 weights prepacked for MKL's sgemm (Intel builds of torch only). Also a
   second copy.
 - ``int8``: weight-only int8 (per output channel scales, see ``npc_runtime.quant``) through
-  torch's ``_weight_int8pack_mm``, with bfloat16 activations (a GEMM over the weights in
-  float32 for many rows); reads the model's own int8 weights, no copy.
+  torch's ``_weight_int8pack_mm``, with bfloat16 activations, each row computed on its own;
+  reads the model's own int8 weights, no copy.
 - ``plain``: ``F.linear`` on the weights as they are. Works everywhere.
 
 ``choose`` takes what torch reports (``torch.backends.cpu.get_cpu_capability()``,

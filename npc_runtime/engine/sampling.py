@@ -87,7 +87,7 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Ten
     k = min(_NUCLEUS_CANDIDATES, probs.numel())
     values, ids = probs.topk(k)
     if top_p < 1.0 and values.sum() < top_p and k < probs.numel():
-        values, ids = probs.sort(descending=True)
+        values, ids = probs.sort(descending=True, stable=True)  # ties: bfloat16 logits
     if top_p < 1.0:
         before = values.cumsum(0) - values  # mass of the more likely tokens
         keep = before < top_p

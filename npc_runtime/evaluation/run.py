@@ -16,10 +16,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..base_model import load_base, resolve_dtype
+from ..engine import Voice
 from ..neeko.cast import Cast
 from ..neeko.config import GateConfig, LoraConfig
 from ..neeko.data import Sample, read_profiles, read_samples
@@ -27,7 +28,7 @@ from ..neeko.layer import Routing
 from ..neeko.profile import NpcProfile
 from ..neeko.train import TrainConfig, train_blocks
 from ..neeko.tuning import expand_from_samples, pretune
-from ..speak import Sampling, generate
+from ..speak import GREEDY, LocalEngine
 from .attribution import StyleClassifier
 from .perplexity import Scored, mean_perplexity, score_samples
 from .retrieval import ReplyRetriever
@@ -215,20 +216,23 @@ class Evaluation:
         }
         scenes = [s for c in self.old for s in self.test[c][: self.config.generate_per_character]]
         rag = retriever.profiles(scenes, self.profiles)
-        greedy = Sampling(max_tokens=self.config.generate_tokens, greedy=True)
-        systems = {
-            "icl": (neeko, lambda i, s: None, None),
-            "rag": (neeko, lambda i, s: None, rag),
-            "shared": (shared, lambda i, s: shared.neeko.routing([{SHARED: 1.0}]), None),
-            "neeko": (neeko, lambda i, s: neeko.routing([s.character]), None),
+        greedy = replace(GREEDY, max_tokens=self.config.generate_tokens)
+        systems = {  # the cast, and the blend each scene's reply speaks through
+            "icl": (neeko, lambda s: {}, None),
+            "rag": (neeko, lambda s: {}, rag),
+            "shared": (shared, lambda s: {SHARED: 1.0}, None),
+            "neeko": (neeko, lambda s: neeko.npc(s.character).blend, None),
         }
         samples_out = {}
-        for name, (cast, route, profiles) in systems.items():
+        for name, (cast, blend, profiles) in systems.items():
             texts = []
-            for i, s in enumerate(scenes):
-                profile = profiles[i] if profiles else self.profiles[s.character]
-                context = s.context[-self.config.train.max_context_turns :]
-                texts.append(generate(cast, profile, context, route(i, s), greedy))
+            with LocalEngine(cast) as local:
+                for i, s in enumerate(scenes):
+                    profile = profiles[i] if profiles else self.profiles[s.character]
+                    context = s.context[-self.config.train.max_context_turns :]
+                    voice = Voice(profile, blend(s))
+                    result = local.generate(s.character, context, greedy, voice=voice)
+                    texts.append(result.text.strip())
             out[name] = classifier.share_correct(texts, [s.character for s in scenes])
             samples_out[name] = texts[:: max(1, self.config.generate_per_character)][:5]
         out["examples"] = samples_out

@@ -113,3 +113,13 @@ class PromptEncoder:
         completion = completion[: max(1, self.max_length // 2)]
         prompt = prompt[max(0, len(prompt) + len(completion) - self.max_length) :]
         return prompt + completion, [-100] * len(prompt) + completion
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """The tokens that end an assistant turn in the chat templates of the model families."""
+    ids = {tokenizer.eos_token_id}
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
