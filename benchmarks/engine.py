@@ -1,7 +1,12 @@
 """Engine benchmark: the table of issue 3, measured in one run so its ratios hold on a
 noisy machine.
 
-    python benchmarks/engine.py [--cast DIR] [--base PATH] [--tokens N] [--repeat R] [--quick]
+    python benchmarks/engine.py [--cast DIR] [--base PATH] [--dtype auto] [--tokens N]
+                                [--repeat R] [--quick]
+
+"ours" is the engine at --dtype (auto: int8 weights on CPU); plain transformers and peft
+run the float32 model as their users would. llama.cpp runs the same GGUF at its own
+quantisation and requantised to Q8_0, driven through its low-level batch API.
 
 Decode rates (tokens/s) are measured the same way for every system: a run that generates
 one token per request and a run that generates N (end of turn suppressed), from the same
@@ -43,6 +48,8 @@ from npc_runtime.engine import (  # noqa: E402
     FinalResult,
     GenerationRequest,
     SamplingParams,
+    Voice,
+    kernels,  # noqa: E402
 )
 from npc_runtime.neeko.export import export_peft  # noqa: E402
 from npc_runtime.neeko.profile import profile_from_dict  # noqa: E402
@@ -73,12 +80,18 @@ def cast_with_npcs(path: str, base: str | None, count: int, dtype: str = "float3
     return cast, npcs, fused3
 
 
-async def batch(engine: Engine, npcs: list[str], n: int, turns=LINE) -> list[FinalResult]:
+async def batch(
+    engine: Engine, npcs: list[str], n: int, turns=LINE, lora: bool = True
+) -> list[FinalResult]:
+    """Greedy replies of n tokens, one per NPC, at once (lora=False: their profiles through
+    the base model alone)."""
     params = SamplingParams(max_tokens=n, min_tokens=n, temperature=0.0, repetition_penalty=1.0)
     tag = time.perf_counter_ns()
+    cast = engine.cast
 
     async def one(i: int, npc: str) -> FinalResult:
-        req = GenerationRequest(f"{tag}-{i}", npc, turns, params)
+        voice = None if lora else Voice(cast.npc(npc).profile, {})
+        req = GenerationRequest(f"{tag}-{i}", npc, turns, params, voice)
         return [x async for x in engine.submit(req)][-1]
 
     return await asyncio.gather(*(one(i, npc) for i, npc in enumerate(npcs)))
@@ -141,7 +154,7 @@ async def ttft_after_turns(cast, npc: str, turns: int) -> tuple[FinalResult, Fin
 def memory_only(args) -> int:
     """(e), in its own process: one engine serving 16 NPCs at once, then a conversation of
     20 turns with its prefix cache."""
-    cast, npcs, _ = cast_with_npcs(args.cast, args.base, 16)
+    cast, npcs, _ = cast_with_npcs(args.cast, args.base, 16, args.dtype)
     loaded = rss_now()
     engine = Engine(cast)
     built = rss_now()
@@ -169,14 +182,15 @@ def rss_now() -> float:
 
 def peak_rss(args, n: int) -> list[float]:
     cmd = [sys.executable, __file__, "--memory-only", "--cast", args.cast, "--tokens", str(n)]
+    cmd += ["--dtype", args.dtype]
     if args.base:
         cmd += ["--base", args.base]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return [float(x) for x in out.split()[-3:]]
 
 
-def llama_cpp_cases(cast, npcs, prompts, sizes, adapters: dict) -> tuple[dict, str]:
-    """(f) cases, or none and why."""
+def llama_cpp_cases(cast, npcs, prompts, sizes, adapters: dict, tmp: Path) -> tuple[dict, str]:
+    """(f) cases for the GGUF's own quantisation and Q8_0, or none and why."""
     gguf = cast.base.path
     if gguf.suffix != ".gguf":
         return {}, "skipped: the base model is not a GGUF file"
@@ -185,29 +199,41 @@ def llama_cpp_cases(cast, npcs, prompts, sizes, adapters: dict) -> tuple[dict, s
     except ImportError:
         why = "llama-cpp-python is not installed (pip install 'npc-runtime[bench]')"
         return {}, f"skipped: {why}; it compiles llama.cpp, which takes minutes"
-    from llama_cpp_peer import LlamaCpp, peft_to_gguf
+    from llama_cpp_peer import LlamaCpp, peft_to_gguf, requantize
 
     cfg = cast.model.config
-    peer = LlamaCpp(gguf, torch.get_num_threads(), sequences=max(sizes))
+    own = gguf.stem.rsplit(".", 1)[-1] if "." in gguf.stem else "own"
+    files = {own: gguf, "Q8_0": requantize(gguf, tmp / "q8_0.gguf", "Q8_0")}
+    loras = {
+        npc: peft_to_gguf(
+            adapters[npc],
+            adapters[npc] / "lora.gguf",
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+        )  # fmt: skip
+        for npc in npcs
+    }
     cases = {}
-    for k in sizes:
-        cases[f"llama.cpp base {k}"] = (k, lambda t, k=k: peer.generate(prompts[:k], t))
-    for npc, prompt in zip(npcs, prompts):  # one NPC at a time, with its own adapter
-        path = peft_to_gguf(adapters[npc], adapters[npc] / "lora.gguf", cfg.num_attention_heads,
-                            cfg.num_key_value_heads)  # fmt: skip
-        peer.load_adapter(npc, path)
+    for quant, path in files.items():
+        peer = LlamaCpp(path, torch.get_num_threads(), sequences=max(sizes))
+        for k in sizes:
+            cases[f"llama.cpp {quant} base {k}"] = (
+                k, lambda t, k=k, p=peer: p.generate(prompts[:k], t)
+            )  # fmt: skip
+        for npc, prompt in zip(npcs, prompts):  # one NPC at a time, with its own adapter
+            peer.load_adapter(npc, loras[npc])
 
-        def run(tokens: int, npc=npc, prompt=prompt) -> float:
-            peer.use(npc)
-            return peer.generate([prompt], tokens)
+            def run(tokens: int, npc=npc, prompt=prompt, peer=peer) -> float:
+                peer.use(npc)
+                return peer.generate([prompt], tokens)
 
-        cases[f"llama.cpp lora {npc}"] = (1, run)
-    note = f"llama.cpp {llama_cpp.__version__} on {gguf.name}"
+            cases[f"llama.cpp {quant} lora {npc}"] = (1, run)
+    note = f"llama.cpp {llama_cpp.__version__} on {gguf.name} ({own}) and requantised to Q8_0"
     return cases, note
 
 
 async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
-    cast, npcs, fused3 = cast_with_npcs(args.cast, args.base, max(sizes))
+    cast, npcs, fused3 = cast_with_npcs(args.cast, args.base, max(sizes), args.dtype)
     block = npcs[0]
     prompts = [cast.prompts.prompt_ids(scene_messages(cast.npc(i).profile, LINE)) for i in npcs]
     pad = cast.tokenizer.pad_token_id
@@ -221,12 +247,12 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
     for npc in npcs[1:]:
         multi.load_adapter(adapters[npc], adapter_name=npc)
     multi.eval()
-    peer_cases, peer_note = llama_cpp_cases(cast, npcs, prompts, sizes, adapters)
+    peer_cases, peer_note = llama_cpp_cases(cast, npcs, prompts, sizes, adapters, Path(tmp.name))
     engine = Engine(cast, EngineConfig(cache_budget_bytes=0))
-    half = None
-    if not args.quick:  # the same engine on bfloat16 weights
-        half = Engine(cast_with_npcs(args.cast, args.base, 8, "bfloat16")[0],
-                      EngineConfig(cache_budget_bytes=0))  # fmt: skip
+    exact = None
+    if not args.quick and cast.base.dtype != "float32":  # the same engine on float32
+        exact = Engine(cast_with_npcs(args.cast, args.base, 8, "float32")[0],
+                       EngineConfig(cache_budget_bytes=0))  # fmt: skip
     async with engine:
         cases: dict[str, tuple[int, Run]] = {
             "ours fused": (1, lambda t: batch(engine, [fused3], t)),
@@ -234,33 +260,37 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
         }
         for k in sizes:
             cases[f"ours {k}"] = (k, lambda t, k=k: batch(engine, npcs[:k], t))
+            cases[f"ours nolora {k}"] = (k, lambda t, k=k: batch(engine, npcs[:k], t, lora=False))
             cases[f"base {k}"] = (k, hf_run(plain, prompts[:k], pad))
             cases[f"peft {k}"] = (k, hf_run(multi, prompts[:k], pad, adapter_names=npcs[:k]))
         cases.update(peer_cases)
-        if half is not None:
-            await half.start()
+        if exact is not None:
+            await exact.start()
             for k in (1, 8):
-                cases[f"bf16 {k}"] = (k, lambda t, k=k: batch(half, npcs[:k], t))
+                cases[f"fp32 {k}"] = (k, lambda t, k=k: batch(exact, npcs[:k], t))
         r = await rates(cases, n, rounds)
-        if half is not None:
-            await half.stop()
+        if exact is not None:
+            await exact.stop()
     warm, cold = await ttft_after_turns(cast, block, 4 if args.quick else 20)
     tmp.cleanup()
 
     out = [
-        f"(a) single stream, NPC {block!r}: ours {r['ours 1']:.1f} tok/s | plain transformers "
-        f"generate, base only {r['base 1']:.1f} | ratio {r['ours 1'] / r['base 1']:.2f} "
-        "(target >= 1.0)",
+        f"(a) single stream, NPC {block!r}: ours ({cast.base.dtype}, {engine.runner.kernel} "
+        f"kernels) {r['ours 1']:.1f} tok/s | plain transformers generate (float32), base only "
+        f"{r['base 1']:.1f} | ratio {r['ours 1'] / r['base 1']:.2f}",
         "(b) aggregate decode tok/s, a different NPC per request:",
-        "    requests    ours  peft multi-adapter  base alone  ours/peft  ours/base",
+        "    requests    ours  ours no LoRA  peft multi-adapter  transformers base  "
+        "ours/peft  ours/ours-no-LoRA",
     ]
     for k in sizes:
-        o, p, b = r[f"ours {k}"], r[f"peft {k}"], r[f"base {k}"]
-        out.append(f"    {k:8d} {o:7.1f} {p:19.1f} {b:11.1f} {o / p:10.2f} {o / b:10.2f}")
+        o, nl, p, b = r[f"ours {k}"], r[f"ours nolora {k}"], r[f"peft {k}"], r[f"base {k}"]
+        out.append(
+            f"    {k:8d} {o:7.1f} {nl:13.1f} {p:19.1f} {b:18.1f} {o / p:10.2f} {o / nl:18.2f}"
+        )
     ttft_w, ttft_c = warm.time_to_first_token_s, cold.time_to_first_token_s
     fused, blk = r["ours fused"], r["ours block"]
     out += [
-        "    (targets at 8: ours/peft >= 2.0, ours/base >= 0.9)",
+        "    (targets at 8: ours/peft >= 2.0, ours/ours-no-LoRA >= 0.9)",
         f"(c) TTFT of a turn after {4 if args.quick else 20} earlier turns "
         f"({cold.prompt_tokens} prompt tokens): cold {ttft_c * 1000:.0f} ms | warm "
         f"{ttft_w * 1000:.0f} ms ({warm.cached_prompt_tokens} cached) | warm/cold "
@@ -268,24 +298,33 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
         f"(d) decode, fused NPC {fused3!r} ({len(cast.npc(fused3).blend)} blocks) {fused:.1f} "
         f"tok/s vs block NPC {blk:.1f} | ratio {fused / blk:.2f} (target >= 0.9)",
     ]
-    if half is not None:
+    if exact is not None:
         out.append(
-            f"(a/b) ours on bfloat16 weights (not float32-exact): single stream "
-            f"{r['bf16 1']:.1f} tok/s ({r['bf16 1'] / r['base 1']:.2f}x plain transformers), "
-            f"8 NPCs {r['bf16 8']:.1f} ({r['bf16 8'] / r['base 8']:.2f}x base alone, "
-            f"{r['bf16 8'] / r['peft 8']:.2f}x peft)"
+            f"(a/b) ours on float32 weights (exact): single stream {r['fp32 1']:.1f} tok/s, "
+            f"8 NPCs {r['fp32 8']:.1f}"
         )
     if not peer_cases:
         out.append(f"(f) llama.cpp: {peer_note}")
         return out
-    out += [
-        f"(f) {peer_note} (AVX-512 kernels: its AMX repacking of Q4_1 crashes in this build):",
-        "    requests  base batched  per-request LoRA (serial)    ours  ours/llama.cpp LoRA",
-    ]
+    out += [f"(f) {peer_note}, CPU {kernels.cpu_capability()}:"]
+    quants = sorted({name.split()[1] for name in peer_cases})
+    out.append(
+        "    requests    ours"
+        + "".join(f"  {q} batched  {q} LoRA serial  ours/{q}-LoRA" for q in quants)
+    )
     for k in sizes:
-        lora = k / sum(1 / r[f"llama.cpp lora {npc}"] for npc in npcs[:k])
-        b, o = r[f"llama.cpp base {k}"], r[f"ours {k}"]
-        out.append(f"    {k:8d} {b:13.1f} {lora:26.1f} {o:7.1f} {o / lora:20.2f}")
+        line = f"    {k:8d} {r[f'ours {k}']:7.1f}"
+        for q in quants:
+            lora = k / sum(1 / r[f"llama.cpp {q} lora {npc}"] for npc in npcs[:k])
+            b = r[f"llama.cpp {q} base {k}"]
+            line += f" {b:11.1f} {lora:15.1f} {r[f'ours {k}'] / lora:15.2f}"
+        out.append(line)
+    for q in quants:
+        alone = r[f"llama.cpp {q} base 1"]
+        out.append(
+            f"    one NPC alone: ours {r['ours 1']:.1f} tok/s vs llama.cpp {q} {alone:.1f}: "
+            f"{r['ours 1'] / alone:.2f}x (target >= 0.8)"
+        )
     return out
 
 
@@ -293,6 +332,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cast", default=str(DEFAULT_CAST))
     parser.add_argument("--base", default=None)
+    parser.add_argument("--dtype", default="auto", help="ours: the base model's precision")
     parser.add_argument("--tokens", type=int, default=64, help="decoded tokens per request")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each keeps its best")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
@@ -316,8 +356,8 @@ def main() -> int:
     at = next(i for i, line in enumerate(out) if line.startswith("(f)"))
     out.insert(
         at,
-        f"(e) peak RSS of one engine serving 16 NPCs at once, then a 20-turn conversation: "
-        f"{peak:.0f} MiB (model, cast and role encoder {loaded:.0f}; engine's packed weight "
+        f"(e) peak RSS of one engine ({args.dtype}) serving 16 NPCs at once, then a 20-turn "
+        f"conversation: {peak:.0f} MiB (model and cast {loaded:.0f}; engine's packed weight "
         f"copies +{built - loaded:.0f}; caches and work +{peak - built:.0f})",
     )
     print("\n".join([head] + out + [f"(total {time.perf_counter() - started:.0f} s)"]))

@@ -59,6 +59,20 @@ def peft_to_gguf(adapter: Path, out: Path, heads: int, kv_heads: int) -> Path:
     return out
 
 
+def requantize(gguf_file: Path, out: Path, ftype: str = "Q8_0") -> Path:
+    """The same weights in another GGUF quantisation (llama.cpp's own quantiser)."""
+    import llama_cpp as lc
+
+    if out.exists():
+        return out
+    params = lc.llama_model_quantize_default_params()
+    params.ftype = getattr(lc, f"LLAMA_FTYPE_MOSTLY_{ftype}")
+    params.allow_requantize = True
+    if lc.llama_model_quantize(str(gguf_file).encode(), str(out).encode(), ctypes.byref(params)):
+        raise RuntimeError(f"llama.cpp could not quantise {gguf_file} to {ftype}")
+    return out
+
+
 class LlamaCpp:
     def __init__(self, gguf_file: Path, threads: int, sequences: int = 16, context: int = 8192):
         import llama_cpp as lc

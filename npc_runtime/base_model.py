@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_NAME = "SmolLM2-135M-Instruct"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# What `--dtype` takes: a float dtype, weight-only int8 (CPU), or auto.
-DTYPES = ("auto", *_DTYPES, "int8")
+# What `--dtype` takes: a float dtype, weight-only int8 or int4 (CPU), or auto.
+DTYPES = ("auto", *_DTYPES, "int8", "int4")
+_QUANTIZED = {"int8": 8, "int4": 4}
 
 
 class BaseModelError(RuntimeError):
@@ -48,14 +49,17 @@ def resolve_dtype(name: str, device: str = "cpu", training: bool = False) -> str
     if name not in DTYPES:
         raise BaseModelError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}")
     cuda = device.startswith("cuda")
-    if name == "int8" and cuda:
-        raise BaseModelError("dtype int8 is for CPU: on CUDA use bfloat16 (or auto)")
+    if name in _QUANTIZED and cuda:
+        raise BaseModelError(f"dtype {name} is for CPU: on CUDA use bfloat16 (or auto)")
+    from .engine.kernels import INT4, usable
+
+    if name == "int4" and not usable("int4", INT4):
+        log.warning("no int4 kernel runs on this CPU: loading int8 instead")
+        name = "int8"
     if name != "auto":
         return name
     if cuda:
         return "bfloat16"
-    from .engine.kernels import usable
-
     return "int8" if not training and usable("int8", torch.int8) else "float32"
 
 
@@ -166,7 +170,8 @@ def load_base(
     dtype = resolve_dtype(dtype, device)
     path = resolve_base(base)
     folder = hf_folder(path)
-    load_as = torch.float32 if dtype == "int8" else parse_dtype(dtype)
+    # int8/int4 quantise from the checkpoint's own dtype: no float32 copy of a bfloat16 file
+    load_as = "auto" if dtype in _QUANTIZED else parse_dtype(dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_as)
     except (OSError, ValueError) as exc:
@@ -176,10 +181,10 @@ def load_base(
     model.requires_grad_(False)
     tokenizer = load_tokenizer(path)
     print_ = fingerprint(model, tokenizer)
-    if dtype == "int8":
+    if dtype in _QUANTIZED:
         from .quant import quantize_model
 
-        quantize_model(model)
+        quantize_model(model, _QUANTIZED[dtype])
     name = DEFAULT_BASE_NAME if base is None else path.stem if path.is_file() else path.name
     return BaseModel(model, tokenizer, path, name, print_, dtype)
 

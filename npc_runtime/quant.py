@@ -1,4 +1,5 @@
-"""Weight-only int8 for the base model on CPU: a quarter of float32's memory and bandwidth.
+"""Weight-only int8 and int4 for the base model on CPU: a quarter (an eighth) of float32's
+memory and bandwidth.
 
 Every linear weight of the decoder layers (and the embedding, with the output head that
 shares it) is stored as int8 with one float scale per output row (symmetric, absmax/127).
@@ -109,6 +110,96 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+INT4_GROUP = 32  # weights per scale and zero point along the input (Q4_1's block)
+
+
+def int4_fits(linear: nn.Linear) -> bool:
+    """The int4 kernel's shapes: output rows in multiples of 16, inputs of the group."""
+    return linear.out_features % 16 == 0 and linear.in_features % INT4_GROUP == 0
+
+
+def quantize_groups(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed int4, scales and zero points) in the layout of torch's int4 CPU kernel:
+    w ~= (q - 8) * scale + zero per group of INT4_GROUP inputs, q in 0..15 (asymmetric, as
+    llama.cpp's Q4_1: a model shipped as Q4_1 comes back on its own grid)."""
+    q, scales_zeros = int4_values(weight)
+    return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1), scales_zeros
+
+
+def int4_values(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q (out, in) int32 in 0..15, scales and zero points (in / group, out, 2) bfloat16)."""
+    w = weight.detach().float()
+    n, k = w.shape
+    groups = w.reshape(n, k // INT4_GROUP, INT4_GROUP)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scale = ((high - low) / 15).clamp(min=1e-8)
+    q = ((groups - low[..., None]) / scale[..., None]).round_().clamp_(0, 15)
+    zero = low + 8 * scale
+    scales_zeros = torch.stack([scale, zero], -1).transpose(0, 1).contiguous()
+    return q.to(torch.int32).reshape(n, k), scales_zeros.to(torch.bfloat16)
+
+
+def int4_reference(q: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
+    """The float32 weight that int4 values stand for (what the kernel computes with)."""
+    n, k = q.shape
+    scale, zero = scales_zeros.float().transpose(0, 1).unbind(-1)  # (out, in / group)
+    groups = (q.float() - 8).reshape(n, k // INT4_GROUP, INT4_GROUP)
+    return (groups * scale[..., None] + zero[..., None]).reshape(n, k)
+
+
+def int4_matmul(x: torch.Tensor, packed: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
+    """x (rows, in) times the int4 weight^T, in x's dtype (bfloat16 inside)."""
+    y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+        x.to(torch.bfloat16), packed, INT4_GROUP, scales_zeros
+    )
+    return y.to(x.dtype)
+
+
+class _Int4Matmul(torch.autograd.Function):
+    """int4_matmul with a gradient for x: the weight, dequantised by the kernel itself (the
+    identity through it gives W^T), is only made when a backward pass needs it."""
+
+    @staticmethod
+    def forward(ctx, x, packed, scales_zeros):
+        ctx.save_for_backward(packed, scales_zeros)
+        return int4_matmul(x, packed, scales_zeros)
+
+    @staticmethod
+    def backward(ctx, grad):
+        packed, scales_zeros = ctx.saved_tensors
+        k = scales_zeros.shape[0] * INT4_GROUP
+        eye = torch.eye(k, dtype=torch.float32, device=grad.device)
+        weight_t = int4_matmul(eye, packed, scales_zeros)  # (in, out)
+        return grad.float() @ weight_t.t(), None, None
+
+
+class Int4Linear(nn.Module):
+    """A frozen nn.Linear stored as packed int4 groups, their scales and zero points."""
+
+    def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, bias, out_features: int):
+        super().__init__()
+        self.in_features = scales_zeros.shape[0] * INT4_GROUP
+        self.out_features = out_features
+        self.register_buffer("qweight", packed)
+        self.register_buffer("scales_zeros", scales_zeros)
+        self.bias = None if bias is None else nn.Parameter(bias.float(), requires_grad=False)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int4Linear:
+        packed, scales_zeros = quantize_groups(linear.weight)
+        return cls(packed, scales_zeros, linear.bias, linear.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = _Int4Matmul.apply(x.reshape(-1, self.in_features), self.qweight, self.scales_zeros)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int4"
+
+
 class Int8Embedding(nn.Module):
     """An embedding table as int8 rows and their scales (the layout of a tied lm_head)."""
 
@@ -123,9 +214,10 @@ class Int8Embedding(nn.Module):
         return F.embedding(ids, self.qweight).float() * self.scales[ids].unsqueeze(-1)
 
 
-def quantize_model(model: nn.Module) -> None:
-    """Replace, in place, the decoder's linear weights, the input embedding and the output
-    head by int8 (a tied head shares the embedding's int8 rows)."""
+def quantize_model(model: nn.Module, bits: int = 8) -> None:
+    """Replace, in place, the decoder's linear weights (by int8, or int4 where the shapes
+    fit the kernel), the input embedding and the output head by int8 (a tied head shares
+    the embedding's int8 rows: the head is the most sensitive matrix, so it stays int8)."""
     embed = model.get_input_embeddings()
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embed.weight
@@ -138,19 +230,31 @@ def quantize_model(model: nn.Module) -> None:
     for parent in list(inner.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
-                setattr(parent, name, Int8Linear.from_linear(child))
+                four = bits == 4 and int4_fits(child)
+                setattr(parent, name, (Int4Linear if four else Int8Linear).from_linear(child))
     model.config.tie_word_embeddings = False  # nothing for transformers to re-tie
     # The float weights were views of the checkpoint file, mapped into memory; the file
     # stays mapped (and counted in RSS) while any tensor of it lives, so the few float
-    # tensors that remain (norms, biases) get memory of their own.
+    # tensors that remain (norms, biases) get memory of their own, in float32 whatever
+    # the checkpoint's dtype: around the int8 matmuls everything computes in float32.
     for module in model.modules():
         for param in module.parameters(recurse=False):
-            param.data = param.data.clone()
+            param.data = param.data.to(torch.float32, copy=True)
         for name, buf in module.named_buffers(recurse=False):
-            if buf.dtype != torch.int8 and not name.startswith("scales"):
-                module._buffers[name] = buf.clone()
+            if buf.is_floating_point() and not name.startswith("scales"):
+                module._buffers[name] = buf.to(torch.float32, copy=True)
+
+
+def dequantized(module: nn.Module) -> torch.Tensor:
+    """A linear's weight in float32, whatever it is stored as."""
+    if isinstance(module, Int8Linear):
+        return module.dequantized()
+    if isinstance(module, Int4Linear):
+        eye = torch.eye(module.in_features, device=module.qweight.device)
+        return int4_matmul(eye, module.qweight, module.scales_zeros).t().contiguous()
+    return module.weight.float()
 
 
 def stored_weight(module: nn.Module) -> torch.Tensor:
-    """The tensor a linear keeps its weight in (int8 for Int8Linear): its device, dtype."""
-    return module.qweight if isinstance(module, Int8Linear) else module.weight
+    """The tensor a linear keeps its weight in (int8/int4 ones: packed): its device, dtype."""
+    return module.qweight if isinstance(module, (Int8Linear, Int4Linear)) else module.weight

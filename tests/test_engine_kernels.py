@@ -11,7 +11,7 @@ from npc_runtime import load_cast
 from npc_runtime.engine import kernels
 from npc_runtime.engine.llama import LlamaRunner
 from npc_runtime.engine.runner import Segment
-from npc_runtime.quant import Int8Linear
+from npc_runtime.quant import Int4Linear, Int8Linear
 
 FLOAT_KERNELS = ["onednn", "mkl", "plain"]
 
@@ -31,6 +31,17 @@ def cast(trained_cast_dir):
 @pytest.fixture(scope="module")
 def int8_cast(trained_cast_dir):
     return load_cast(trained_cast_dir, dtype="int8")
+
+
+@pytest.fixture(scope="module")
+def int4_cast(trained_cast_dir):
+    return load_cast(trained_cast_dir, dtype="int4")
+
+
+@pytest.fixture(params=["int8", "int4"])
+def quantized(request):
+    """(dtype, cast) for each weight-only precision."""
+    return request.param, request.getfixturevalue(f"{request.param}_cast")
 
 
 def _ids(cast):
@@ -135,8 +146,31 @@ def test_int8_engine_forward_follows_the_int8_model(int8_cast, cast, kernel, mon
     assert (tail - full[-1]).abs().max() < 0.05 * full.abs().max()
 
 
-def test_blocks_train_over_int8_weights(int8_cast):
-    """Gradients reach the LoRA blocks through int8 layers (expansion on a live daemon)."""
+def test_int4_weights_replace_the_float_ones_where_they_fit(int4_cast):
+    model = int4_cast.model
+    int4 = [m for m in model.modules() if isinstance(m, Int4Linear)]
+    assert len(int4) >= 5 * model.config.num_hidden_layers  # o, gate, up, down, q (k, v: 32 rows)
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert isinstance(model.get_output_embeddings(), Int8Linear)  # the head stays int8
+
+
+def test_int4_engine_forward_follows_the_int4_model(int4_cast, cast):
+    ids = _ids(int4_cast)
+    ref = _reference(int4_cast, "brann", ids)
+    runner = LlamaRunner(int4_cast, slots=1, context=64)
+    assert "int4" in runner.kernel.split("+")
+    head, tail = _run(runner, int4_cast, "brann", ids)
+    scale = ref.abs().max()
+    assert (tail - ref[-1]).abs().max() < 0.02 * scale
+    assert (head - ref[-2]).abs().max() < 0.02 * scale
+    full = _reference(cast, "brann", ids)
+    assert (tail - full[-1]).abs().max() < 0.1 * full.abs().max()
+
+
+def test_blocks_train_over_quantized_weights(quantized):
+    """Gradients reach the LoRA blocks through int8 and int4 layers (expansion on a live
+    daemon)."""
+    _, int8_cast = quantized
     neeko = int8_cast.neeko
     block = neeko.block_ids[0]
     neeko.set_trainable([block])
@@ -154,9 +188,10 @@ def test_blocks_train_over_int8_weights(int8_cast):
     assert any(g.abs().sum() > 0 for g in grads[::2])  # A gets gradient through int8 layers
 
 
-def test_int8_rows_batched_equal_the_rows_alone(int8_cast):
-    """What holds for int8 (bfloat16 activations): a decode row's logits are the same
-    whether it shares its step with other NPCs' rows or not, to 1e-3 of their scale."""
+def test_quantized_rows_batched_equal_the_rows_alone(quantized):
+    """What holds for int8 and int4 (bfloat16 activations): a decode row's logits are the
+    same whether it shares its step with other NPCs' rows or not, to 1e-3 of their scale."""
+    _, int8_cast = quantized
     npcs = ["brann", "marla", "pip"]
     ids = _ids(int8_cast)
     prompts = [ids[: len(ids) - 2 * i] for i in range(len(npcs))]

@@ -143,7 +143,7 @@ class Engine:
             except KeyError:
                 raise EngineError("NOT_FOUND", f"no NPC {request.npc_id!r} in this cast") from None
             return Voice(npc.profile, npc.blend)
-        unknown = sorted(set(request.voice.blend) - set(self.cast.blocks))
+        unknown = sorted(set(request.voice.blend) - set(self.cast.neeko.block_ids))
         if unknown:
             raise EngineError("NOT_FOUND", f"no block {', '.join(map(repr, unknown))} in this cast")
         return request.voice

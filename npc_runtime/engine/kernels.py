@@ -12,6 +12,9 @@ fast a kernel streams the weights, and the best kernel depends on the CPU. Kerne
 - ``int8``: weight-only int8 (per output channel scales, see ``npc_runtime.quant``) through
   torch's ``_weight_int8pack_mm``, with bfloat16 activations, each row computed on its own;
   reads the model's own int8 weights, no copy.
+- ``int4``: weight-only int4 (groups of 32 with a scale and zero point each) through torch's
+  ``_weight_int4pack_mm_for_cpu``, bfloat16 activations, rows computed on their own; half
+  of int8's bytes per token.
 - ``plain``: ``F.linear`` on the weights as they are. Works everywhere.
 
 ``choose`` takes what torch reports (``torch.backends.cpu.get_cpu_capability()``,
@@ -29,11 +32,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..quant import int8_matmul, quantize_rows
+from ..quant import int4_matmul, int4_reference, int4_values, int8_matmul, quantize_rows
 
 log = logging.getLogger(__name__)
 
-Kernel = Literal["auto", "onednn", "mkl", "int8", "plain"]
+Kernel = Literal["auto", "onednn", "mkl", "int8", "int4", "plain"]
+INT4 = torch.quint4x2  # stands for packed int4 weights in choose() and usable()
 FLOAT_PREFERENCE = ("onednn", "mkl", "plain")
 
 
@@ -53,7 +57,9 @@ def _available(kind: str, dtype: torch.dtype) -> bool:
         return True
     if kind == "int8":
         return dtype == torch.int8 and hasattr(torch.ops.aten, "_weight_int8pack_mm")
-    if dtype == torch.int8:
+    if kind == "int4":
+        return dtype == INT4 and hasattr(torch.ops.aten, "_weight_int4pack_mm_for_cpu")
+    if dtype in (torch.int8, INT4):
         return False
     if kind == "mkl":
         return dtype == torch.float32 and torch._C.has_mkl
@@ -75,6 +81,11 @@ def _probe(kind: str, dtype: torch.dtype) -> bool:
             q, scales = quantize_rows(weight)
             dense = Dense.int8(q, scales, None, kind)
             expected = F.linear(x, q.float() * scales.float()[:, None])
+        elif dtype == INT4:
+            q, scales_zeros = int4_values(weight)
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+            dense = Dense.int4(packed, scales_zeros, None, None)
+            expected = F.linear(x, int4_reference(q, scales_zeros))
         else:
             dense = Dense(weight.to(dtype), None, kind)
             expected = F.linear(x.to(dtype), weight.to(dtype)).float()
@@ -97,14 +108,17 @@ def choose(dtype: torch.dtype, device: torch.device, requested: str = "auto") ->
     the best that does (a request that cannot run is logged, never fatal)."""
     if device.type != "cpu":
         return "plain"
-    preference = ("int8", "plain") if dtype == torch.int8 else FLOAT_PREFERENCE
+    preference = {torch.int8: ("int8", "plain"), INT4: ("int4",)}.get(dtype, FLOAT_PREFERENCE)
     if requested != "auto":
         if usable(requested, dtype):
             return requested
         log.warning(
             "kernel %r cannot run %s weights on this CPU: choosing another", requested, dtype
         )
-    return next(k for k in preference if usable(k, dtype))
+    chosen = next((k for k in preference if usable(k, dtype)), None)
+    if chosen is None:  # int4 has no fallback: base_model does not quantise to it then
+        raise RuntimeError(f"no kernel runs {dtype} weights on this CPU")
+    return chosen
 
 
 class Dense:
@@ -148,6 +162,24 @@ class Dense:
             dense.bias = dense.bias.to(dense.input_dtype)
         return dense
 
+    @classmethod
+    def int4(
+        cls,
+        packed: torch.Tensor,
+        scales_zeros: torch.Tensor,
+        bias: torch.Tensor | None,
+        out_order: torch.Tensor | None,
+    ) -> Dense:
+        """Weight-only int4 in the kernel's packed layout. The packing cannot reorder rows,
+        so `out_order` (if given) reorders the output columns instead."""
+        dense = cls.__new__(cls)
+        dense.kind, dense.packed, dense.input_dtype = "int4", None, torch.float32
+        dense.weight, dense.scales = packed, scales_zeros
+        dense.out_order = out_order
+        dense.out_features = scales_zeros.shape[1]
+        dense.bias = None if bias is None else bias.float()
+        return dense
+
     @property
     def nbytes(self) -> int:
         """Bytes this projection holds beyond the model's own weights (packed copies)."""
@@ -161,6 +193,11 @@ class Dense:
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "int8":
             y = int8_matmul(x, self.weight, *self.scales)
+            return y if self.bias is None else y.add_(self.bias)
+        if self.kind == "int4":
+            y = int4_matmul(x, self.weight, self.scales)
+            if self.out_order is not None:
+                y = y[:, self.out_order]
             return y if self.bias is None else y.add_(self.bias)
         if self.kind == "mkl":
             return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, x.shape[0])

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..neeko.cast import Cast
 from ..neeko.layer import DynamicLoraLinear
-from ..quant import Int8Linear
+from ..quant import Int4Linear, Int8Linear, dequantized
 from . import kernels
 from .kernels import Dense
 from .lora import LoraPacks
@@ -57,29 +57,56 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
     return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
 
 
-def _dense(module: nn.Module, kind: str) -> Dense:
-    """A projection's Dense over its own weights (int8 ones included)."""
-    return _dense_of([(module, None)], kind)
+def _cat(ts: list[torch.Tensor | None], dim: int = 0) -> torch.Tensor | None:
+    if any(t is None for t in ts):
+        return None
+    return ts[0] if len(ts) == 1 else torch.cat(ts, dim)
 
 
-def _dense_of(parts: list[tuple[nn.Module, torch.Tensor | None]], kind: str) -> Dense:
-    """One Dense for several projections of the same input, their output rows stacked."""
+class _Kernels:
+    """The kernel of each kind of weight (chosen once per runner) and the Dense of a group
+    of projections of one input, their output rows stacked (and reordered, for q and k)."""
 
-    def take(t: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
-        return t if t is None or rows is None else t[rows]
+    def __init__(self, float_dtype: torch.dtype, device: torch.device, requested: str):
+        self.float = kernels.choose(float_dtype, device, requested)
+        int8 = requested if requested in ("int8", "plain") else "auto"
+        self.int8 = kernels.choose(torch.int8, device, int8)
+        self.used: set[str] = set()
 
-    def cat(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
-        if any(t is None for t in ts):
-            return None
-        return ts[0] if len(ts) == 1 else torch.cat(ts)
+    def dense(self, parts: list[tuple[nn.Module, torch.Tensor | None]]) -> Dense:
+        mods = [(_base(m), rows) for m, rows in parts]
+        kinds = {type(m) for m, _ in mods}
+        if len(kinds) > 1:  # mixed storage (a projection too small for int4): float32
+            weight = torch.cat([_take(dequantized(m), rows) for m, rows in mods])
+            bias = _cat([_take(m.bias, rows) for m, rows in mods])
+            return self._used(Dense(weight, bias, self.float))
+        bias = _cat([_take(m.bias, rows) for m, rows in mods])
+        first = mods[0][0]
+        if isinstance(first, Int4Linear):  # packed rows cannot move: reorder the outputs
+            packed = _cat([m.qweight for m, _ in mods])
+            scales_zeros = _cat([m.scales_zeros for m, _ in mods], dim=1)
+            order, offset = [], 0
+            for m, rows in mods:
+                own = torch.arange(m.out_features) if rows is None else rows.cpu()
+                order.append(own + offset)
+                offset += m.out_features
+            order = torch.cat(order)
+            keep = None if torch.equal(order, torch.arange(offset)) else order.to(packed.device)
+            return self._used(Dense.int4(packed, scales_zeros, bias, keep))
+        if isinstance(first, Int8Linear):
+            q = _cat([_take(m.qweight, rows) for m, rows in mods])
+            scales = _cat([_take(m.scales, rows) for m, rows in mods])
+            return self._used(Dense.int8(q, scales, bias, self.int8))
+        weight = _cat([_take(m.weight, rows) for m, rows in mods])
+        return self._used(Dense(weight, bias, self.float))
 
-    mods = [(_base(m), rows) for m, rows in parts]
-    bias = cat([take(m.bias, rows) for m, rows in mods])
-    if isinstance(mods[0][0], Int8Linear):
-        q = cat([take(m.qweight, rows) for m, rows in mods])
-        scales = cat([take(m.scales, rows) for m, rows in mods])
-        return Dense.int8(q, scales, bias, kind)
-    return Dense(cat([take(m.weight, rows) for m, rows in mods]), bias, kind)
+    def _used(self, dense: Dense) -> Dense:
+        self.used.add(dense.kind)
+        return dense
+
+
+def _take(t: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+    return t if t is None or rows is None else t[rows]
 
 
 class LlamaRunner:
@@ -98,10 +125,8 @@ class LlamaRunner:
         self.embed = inner.embed_tokens
         self.norm = (inner.norm.weight, inner.norm.variance_epsilon)
         dtype, device = inner.norm.weight.dtype, inner.norm.weight.device
-        head = model.get_output_embeddings()
-        weights = torch.int8 if isinstance(head, Int8Linear) else dtype
-        self.kernel = kernels.choose(weights, device, kernel)
-        self.lm_head = _dense(head, self.kernel)
+        chooser = _Kernels(dtype, device, kernel)
+        self.lm_head = chooser.dense([(model.get_output_embeddings(), None)])
         q_order = _pair_order(self.heads, self.head_dim).to(device)
         k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
         self.layers = []
@@ -115,13 +140,14 @@ class LlamaRunner:
                         layer.post_attention_layernorm.weight,
                         layer.post_attention_layernorm.variance_epsilon,
                     ),
-                    qkv=_dense_of(qkv, self.kernel),
-                    o=_dense(att.o_proj, self.kernel),
-                    gate=_dense(mlp.gate_proj, self.kernel),
-                    up=_dense(mlp.up_proj, self.kernel),
-                    down=_dense(mlp.down_proj, self.kernel),
+                    qkv=chooser.dense(qkv),
+                    o=chooser.dense([(att.o_proj, None)]),
+                    gate=chooser.dense([(mlp.gate_proj, None)]),
+                    up=chooser.dense([(mlp.up_proj, None)]),
+                    down=chooser.dense([(mlp.down_proj, None)]),
                 )
             )
+        self.kernel = "+".join(sorted(chooser.used))  # what serve logs
         self.lora = LoraPacks(
             list(inner.layers),
             cast.lora.rank,

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..quant import Int8Linear
+from ..quant import Int4Linear, Int8Linear
 from .config import LoraConfig
 from .layer import DynamicLoraLinear, Router, Routing
 
@@ -32,7 +32,7 @@ class NeekoModel:
         found: list[tuple[nn.Module, str, str, nn.Module]] = []
         for name, module in self.model.named_modules():
             for child_name, child in module.named_children():
-                if child_name in targets and isinstance(child, (nn.Linear, Int8Linear)):
+                if child_name in targets and isinstance(child, (nn.Linear, Int8Linear, Int4Linear)):
                     full = f"{name}.{child_name}" if name else child_name
                     found.append((module, child_name, full, child))
         if not found:
