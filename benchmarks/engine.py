@@ -249,10 +249,11 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
     multi.eval()
     peer_cases, peer_note = llama_cpp_cases(cast, npcs, prompts, sizes, adapters, Path(tmp.name))
     engine = Engine(cast, EngineConfig(cache_budget_bytes=0))
-    exact = None
-    if not args.quick and cast.base.dtype != "float32":  # the same engine on float32
-        exact = Engine(cast_with_npcs(args.cast, args.base, 8, "float32")[0],
-                       EngineConfig(cache_budget_bytes=0))  # fmt: skip
+    others = {}  # the same engine at other precisions
+    for dtype in [] if args.quick else args.compare.split(","):
+        if dtype and dtype != cast.base.dtype:
+            other = cast_with_npcs(args.cast, args.base, 8, dtype)[0]
+            others[other.base.dtype] = Engine(other, EngineConfig(cache_budget_bytes=0))
     async with engine:
         cases: dict[str, tuple[int, Run]] = {
             "ours fused": (1, lambda t: batch(engine, [fused3], t)),
@@ -264,13 +265,13 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
             cases[f"base {k}"] = (k, hf_run(plain, prompts[:k], pad))
             cases[f"peft {k}"] = (k, hf_run(multi, prompts[:k], pad, adapter_names=npcs[:k]))
         cases.update(peer_cases)
-        if exact is not None:
-            await exact.start()
+        for dtype, other in others.items():
+            await other.start()
             for k in (1, 8):
-                cases[f"fp32 {k}"] = (k, lambda t, k=k: batch(exact, npcs[:k], t))
+                cases[f"{dtype} {k}"] = (k, lambda t, k=k, e=other: batch(e, npcs[:k], t))
         r = await rates(cases, n, rounds)
-        if exact is not None:
-            await exact.stop()
+        for other in others.values():
+            await other.stop()
     warm, cold = await ttft_after_turns(cast, block, 4 if args.quick else 20)
     tmp.cleanup()
 
@@ -298,10 +299,10 @@ async def measure(args, n: int, sizes: list[int], rounds: int) -> list[str]:
         f"(d) decode, fused NPC {fused3!r} ({len(cast.npc(fused3).blend)} blocks) {fused:.1f} "
         f"tok/s vs block NPC {blk:.1f} | ratio {fused / blk:.2f} (target >= 0.9)",
     ]
-    if exact is not None:
+    for dtype, other in others.items():
         out.append(
-            f"(a/b) ours on float32 weights (exact): single stream {r['fp32 1']:.1f} tok/s, "
-            f"8 NPCs {r['fp32 8']:.1f}"
+            f"(a/b) ours at {dtype} ({other.runner.kernel} kernels): single stream "
+            f"{r[f'{dtype} 1']:.1f} tok/s, 8 NPCs {r[f'{dtype} 8']:.1f}"
         )
     if not peer_cases:
         out.append(f"(f) llama.cpp: {peer_note}")
@@ -333,6 +334,7 @@ def main() -> int:
     parser.add_argument("--cast", default=str(DEFAULT_CAST))
     parser.add_argument("--base", default=None)
     parser.add_argument("--dtype", default="auto", help="ours: the base model's precision")
+    parser.add_argument("--compare", default="float32,int4", help="ours at these as well")
     parser.add_argument("--tokens", type=int, default=64, help="decoded tokens per request")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each keeps its best")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")

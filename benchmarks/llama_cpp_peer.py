@@ -65,6 +65,8 @@ def requantize(gguf_file: Path, out: Path, ftype: str = "Q8_0") -> Path:
 
     if out.exists():
         return out
+    quiet = lc.llama_log_callback(lambda level, text, data: None)
+    lc.llama_log_set(quiet, ctypes.c_void_p(0))
     params = lc.llama_model_quantize_default_params()
     params.ftype = getattr(lc, f"LLAMA_FTYPE_MOSTLY_{ftype}")
     params.allow_requantize = True

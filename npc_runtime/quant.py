@@ -22,18 +22,27 @@ which are frozen like every base weight here).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(int8 weight, float32 scale per row) with weight ~= q * scale[:, None]."""
-    w = weight.detach().float()
-    scales = w.abs().amax(dim=1) / 127.0
-    scales = torch.where(scales > 0, scales, torch.ones_like(scales))
-    q = torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.contiguous(), scales
+def quantize_rows(weight: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 weight, float32 scale per row) with weight ~= q * scale[:, None]; `chunk` rows
+    at a time, so a large embedding never has a float32 copy."""
+    q = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)
+    scales = torch.empty(weight.shape[0], dtype=torch.float32, device=weight.device)
+    for start in range(0, weight.shape[0], chunk):
+        w = weight[start : start + chunk].detach().float()
+        s = w.abs().amax(dim=1) / 127.0
+        s = torch.where(s > 0, s, torch.ones_like(s))
+        q[start : start + chunk] = torch.round(w / s[:, None]).clamp_(-127, 127)
+        scales[start : start + chunk] = s
+    return q, scales
 
 
 GEMM_ROWS = 32  # from this many rows on, training multiplies through a float32 GEMM
@@ -243,6 +252,15 @@ def quantize_model(model: nn.Module, bits: int = 8) -> None:
         for name, buf in module.named_buffers(recurse=False):
             if buf.is_floating_point() and not name.startswith("scales"):
                 module._buffers[name] = buf.to(torch.float32, copy=True)
+    _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Give the float weights' freed heap back to the system (glibc keeps freed memory for
+    reuse, so it would still count in RSS)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def dequantized(module: nn.Module) -> torch.Tensor:

@@ -1,0 +1,122 @@
+"""The per-token floor: what the daemon costs per token when the model costs almost nothing.
+
+    python benchmarks/floor.py [--tokens 128] [--npcs 8] [--dtype float32]
+
+Builds a tiny random Llama (2 layers, hidden size 64: almost no arithmetic) with the
+embedded tokenizer and a cast of untrained blocks, starts `npc-runtime serve` on it and
+streams replies over gRPC: one NPC alone, then --npcs NPCs at once. Every token is a
+Token event through the whole path (engine step, sampling, detokenising, stop strings,
+sentence splitting, the gRPC stream), so the rates are the daemon's own ceiling. Targets
+(issue 12): one NPC at 500 tokens/s or more, 8 NPCs at 4x that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_cast(folder: Path, npcs: int) -> tuple[Path, Path]:
+    import numpy as np
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from npc_runtime.base_model import load_base, load_tokenizer
+    from npc_runtime.neeko import Cast, GateConfig, LoraConfig
+    from npc_runtime.neeko.profile import profile_from_dict
+
+    tokenizer = load_tokenizer(None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    base = folder / "model"
+    LlamaForCausalLM(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    cast = Cast(load_base(base), LoraConfig(), GateConfig())
+    rng = np.random.default_rng(0)
+    for i in range(npcs):
+        profile = profile_from_dict({"id": f"npc{i}", "name": f"Npc {i}", "profile": "A villager."})
+        cast.add_block_npc(profile, rng.standard_normal(384).astype(np.float32))
+    cast.save(folder / "cast")
+    return folder / "cast", base
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def rates(address: str, npcs: int, tokens: int) -> tuple[float, float]:
+    from npc_runtime.client import AsyncNpcClient
+
+    sampling = {"max_tokens": tokens, "seed": 1}  # a random model rarely ends a turn
+
+    async with AsyncNpcClient(address) as client:
+        for _ in range(60):
+            try:
+                await client.status()
+                break
+            except Exception:
+                await asyncio.sleep(1)
+
+        async def one(i: int, tag: str) -> int:
+            count = 0
+            async for event in client.speak(f"npc{i}", "Hello!", session_id=f"{tag}{i}",
+                                            sampling=sampling):  # fmt: skip
+                count += event.HasField("token")
+            return count
+
+        await one(0, "warm")
+        t = time.perf_counter()
+        alone = await one(0, "alone")
+        single = alone / (time.perf_counter() - t)
+        t = time.perf_counter()
+        counts = await asyncio.gather(*(one(i, "many") for i in range(npcs)))
+        many = sum(counts) / (time.perf_counter() - t)
+    return single, many
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--npcs", type=int, default=8)
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        cast, base = tiny_cast(Path(tmp), args.npcs)
+        port = free_port()
+        command = [sys.executable, "-m", "npc_runtime.cli", "serve", "--cast", str(cast)]
+        command += ["--base", str(base), "--data-dir", f"{tmp}/data", "--port", str(port)]
+        command += ["--no-metrics", "--bridge-port", "0", "--dtype", args.dtype]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            single, many = asyncio.run(rates(f"127.0.0.1:{port}", args.npcs, args.tokens))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(
+        f"per-token floor (tiny 2-layer model, {args.dtype}, through gRPC): one NPC "
+        f"{single:.0f} tokens/s (target >= 500) | {args.npcs} NPCs at once {many:.0f} tokens/s,"
+        f" {many / single:.1f}x one (target >= 4x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
