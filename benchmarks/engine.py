@@ -114,6 +114,10 @@ def hf_run(model, prompts: list[list[int]], pad: int, **kwargs) -> Run:
 
 async def rates(cases: dict[str, tuple[int, Run]], n: int, rounds: int) -> dict[str, float]:
     async def timed(run: Run, tokens: int) -> float:
+        # Every timing starts after a pause: the OpenMP threads of the last run (torch's or
+        # llama.cpp's) go idle, instead of spinning on the cores the next system needs
+        # (without it llama.cpp lost a third of its single-stream rate after torch runs).
+        await asyncio.sleep(0.3)
         t = time.perf_counter()
         result = run(tokens)
         if inspect.isawaitable(result):
