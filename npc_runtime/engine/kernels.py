@@ -132,7 +132,8 @@ class Dense:
         self.kind = kind
         self.bias = bias
         self.weight = weight.contiguous()
-        self.scales: tuple[torch.Tensor, torch.Tensor] | None = None  # int8: float32, bf16
+        # int8: (float32, bfloat16) scales per row; int4: scales and zero points per group
+        self.scales: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None = None
         self.packed = None
         self.input_dtype = weight.dtype
         self.out_features = weight.shape[0]
@@ -179,11 +180,6 @@ class Dense:
         dense.out_features = scales_zeros.shape[1]
         dense.bias = None if bias is None else bias.float()
         return dense
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes this projection holds beyond the model's own weights (packed copies)."""
-        return 0 if self.packed is None else self.weight.nbytes
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == self.input_dtype:
