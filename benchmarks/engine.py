@@ -145,7 +145,7 @@ async def ttft_after_turns(cast, npc: str, turns: int) -> tuple[FinalResult, Fin
         for i in range(turns // 2):
             history.append(Turn("Player", f"Tell me more about the old mill, part {i + 1}."))
             reply = (await batch(engine, [npc], 24, tuple(history)))[0].text
-            history.append(Turn(cast.npc(npc).name, reply.strip() or "Aye."))
+            history.append(Turn(cast.npc(npc).name, reply.strip() or "Aye.", npc))
         history.append(Turn("Player", "And what happened after that?"))
         last = GenerationRequest("last", npc, tuple(history), SamplingParams(max_tokens=4))
         warm = [x async for x in engine.submit(last)][-1]
@@ -170,7 +170,7 @@ def memory_only(args) -> int:
             for i in range(10):
                 history.append(Turn("Player", f"Tell me more about the old mill, part {i + 1}."))
                 reply = (await batch(engine, [npcs[0]], 24, tuple(history)))[0].text
-                history.append(Turn(cast.npc(npcs[0]).name, reply.strip() or "Aye."))
+                history.append(Turn(cast.npc(npcs[0]).name, reply.strip() or "Aye.", npcs[0]))
 
     asyncio.run(serve())
     # VmHWM, not ru_maxrss: a child's ru_maxrss keeps the peak of the parent it was

@@ -59,6 +59,6 @@ def play(
             result = local.generate(npc.id, history[-CONTEXT_TURNS:], sampling, on_text=write)
             text = result.text.strip()
             write("\n\n")
-            history.append(Turn(npc.name, text))
+            history.append(Turn(npc.name, text, npc.id))
     write(f"(scene played in {time.perf_counter() - started:.0f} s)\n")
     return 0

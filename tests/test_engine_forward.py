@@ -104,7 +104,7 @@ def test_cache_on_and_off_give_the_same_text(cast):
                 req = GenerationRequest(f"t{i}", "marla", tuple(history), greedy)
                 items = [x async for x in engine.submit(req)]
                 results.append(items[-1])
-                history.append(Turn("Marla", items[-1].text))
+                history.append(Turn("Marla", items[-1].text, "marla"))
             other = GenerationRequest("o", "marla", (Turn("Pip", "Hi!"),), greedy)
             results.append([x async for x in engine.submit(other)][-1])
             return results, engine.stats()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from npc_runtime.neeko.profile import ProfileError, load_profile, profile_from_dict, validate_id
-from npc_runtime.neeko.prompt import PromptEncoder, Turn, scene_messages
+from npc_runtime.neeko.prompt import PromptEncoder, Turn, scene_messages, transcript_turns
 
 
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", "a\\b", "-x", "x" * 65, "é", "a b", 7, None])
@@ -78,14 +78,18 @@ def test_profile_cannot_break_out_of_the_system_turn(real_tokenizer):
 
 def test_scene_messages_merge_others_and_keep_own_lines():
     npc = profile_from_dict({"id": "falstaff", "name": "Sir John Falstaff", "profile": "Fat."})
-    messages = scene_messages(
-        npc,
-        [
-            Turn("Prince", "Jack!"),
-            Turn("Poins", "Ho!"),
-            Turn("Falstaff", "Peace."),
-            Turn("Prince", "Well?"),
-        ],
-    )
+    scene = [
+        Turn("Prince", "Jack!"),
+        Turn("Poins", "Ho!"),
+        Turn("Falstaff", "Peace.", "falstaff"),
+        Turn("Prince", "Well?"),
+    ]
+    messages = scene_messages(npc, scene)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == "Prince: Jack!\nPoins: Ho!"
+    # Identity is the id: the same line under the NPC's name alone is somebody else's.
+    unmarked = scene_messages(npc, [Turn("Sir John Falstaff", "Peace.")])
+    assert [m["role"] for m in unmarked] == ["system", "user"]
+    # Transcripts name the character loosely; only they are marked by name.
+    marked = transcript_turns(npc, [Turn("Falstaff", "Peace."), Turn("Poins", "Ho!")])
+    assert [t.npc_id for t in marked] == ["falstaff", ""]

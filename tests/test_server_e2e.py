@@ -92,13 +92,12 @@ def test_a_session_with_two_npcs_and_the_player(server, client):
     assert session.turns[3].text == marla.text
     brann_line = session.turns[1].text
     # Marla hears Brann's line under his name; Brann hears his own line as his own.
-    assert [(t.speaker, t.text) for t in seen[1].turns] == [
-        ("Player", "Morning, Brann!"),
-        ("Brann Ironhand", brann_line),
-        ("Aria", "Marla, what does Brann say?"),
+    assert [(t.speaker, t.text, t.npc_id) for t in seen[1].turns] == [
+        ("Player", "Morning, Brann!", ""),
+        ("Brann Ironhand", brann_line, "brann"),
+        ("Aria", "Marla, what does Brann say?", ""),
     ]
-    assert seen[2].turns[1].speaker == "brann"
-    assert seen[2].turns[3].speaker == "Marla Thistledown"
+    assert (seen[2].turns[1].npc_id, seen[2].turns[3].npc_id) == ("brann", "marla")
     summary = client.list_sessions().sessions
     assert [(s.id, s.turn_count, list(s.npc_ids)) for s in summary] == [
         ("tavern", 6, ["brann", "marla"])

@@ -228,7 +228,7 @@ def test_a_failed_save_undoes_the_change_in_memory_too(make_server):
     cast.save = broken_save
     profile, records = village_character("zef", 2)
     calls = [
-        lambda: c.register_npc({**LYRA, "id": "nova"}),
+        lambda: c.register_npc({**LYRA, "id": "nova", "name": "Nova"}),
         lambda: c.remove_npc("lyra"),
         lambda: c.expand_npc(profile, records, {"epochs": 1}),
     ]

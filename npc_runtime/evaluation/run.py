@@ -26,6 +26,7 @@ from ..neeko.config import GateConfig, LoraConfig
 from ..neeko.data import Sample, read_profiles, read_samples
 from ..neeko.layer import Routing
 from ..neeko.profile import NpcProfile
+from ..neeko.prompt import transcript_turns
 from ..neeko.train import TrainConfig, train_blocks
 from ..neeko.tuning import expand_from_samples, pretune
 from ..speak import GREEDY, LocalEngine
@@ -229,7 +230,8 @@ class Evaluation:
             with LocalEngine(cast) as local:
                 for i, s in enumerate(scenes):
                     profile = profiles[i] if profiles else self.profiles[s.character]
-                    context = s.context[-self.config.train.max_context_turns :]
+                    recent = s.context[-self.config.train.max_context_turns :]
+                    context = transcript_turns(self.profiles[s.character], recent)
                     voice = Voice(profile, blend(s))
                     result = local.generate(s.character, context, greedy, voice=voice)
                     texts.append(result.text.strip())

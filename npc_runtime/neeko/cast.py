@@ -15,6 +15,7 @@ from .encoder import RoleEncoder, shared_encoder
 from .gate import gate_blend
 from .layer import Routing
 from .model import NeekoModel
+from .names import same_name
 from .profile import NpcProfile, ProfileError
 from .prompt import PromptEncoder
 
@@ -116,13 +117,26 @@ class Cast:
         return gate_blend(query, roles, self.gate)
 
     # -- changing the cast ------------------------------------------------------
-    def _check_new_id(self, npc_id: str) -> None:
-        if npc_id in self.npcs or npc_id in self.blocks:
-            raise ProfileError(f"an NPC or block with id {npc_id!r} exists already")
+    def _check_new_id(self, profile: NpcProfile) -> None:
+        if profile.id in self.npcs or profile.id in self.blocks:
+            raise ProfileError(f"an NPC or block with id {profile.id!r} exists already")
+        twin = self.namesake(profile)
+        if twin is not None:
+            raise ProfileError(
+                f"NPC {twin.id!r} is named {twin.name!r} already: names must differ, or one "
+                "NPC's lines read as the other's in every prompt"
+            )
+
+    def namesake(self, profile: NpcProfile) -> Npc | None:
+        """An NPC of the cast whose name (or id) reads the same as the profile's name."""
+        for npc in self.npcs.values():
+            if same_name(profile.name, npc.name) or same_name(profile.name, npc.id):
+                return npc
+        return None
 
     def add_block_npc(self, profile: NpcProfile, role_embedding: np.ndarray | None = None) -> Npc:
         """A new block (fresh, untrained) and the NPC that speaks through it alone."""
-        self._check_new_id(profile.id)
+        self._check_new_id(profile)
         emb = self.embed_profile(profile) if role_embedding is None else role_embedding
         self.neeko.add_block(profile.id)
         self.blocks[profile.id] = Block(profile.id, np.asarray(emb, dtype=np.float32))
@@ -132,7 +146,7 @@ class Cast:
 
     def fuse(self, profile: NpcProfile) -> Npc:
         """Register an NPC from its profile alone, as the gate's blend of existing blocks."""
-        self._check_new_id(profile.id)
+        self._check_new_id(profile)
         if not self.blocks:
             raise CastError("fusion needs at least one trained block in the cast")
         emb = self.embed_profile(profile)

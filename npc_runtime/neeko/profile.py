@@ -8,6 +8,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .names import name_problem
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_PROFILE_CHARS = 8192
 _TEXT_FIELDS = {"name": 128, "profile": MAX_PROFILE_CHARS, "style": 1024, "greeting": 1024}
@@ -104,6 +106,9 @@ def profile_from_dict(data: object) -> NpcProfile:
         raise ProfileError(f"unknown profile fields: {', '.join(names)}")
     npc_id = validate_id(data.get("id"), "NPC id")
     texts = {k: _clean_text(data, k, n, k in ("name", "profile")) for k, n in _TEXT_FIELDS.items()}
+    problem = name_problem(texts["name"])
+    if problem:
+        raise ProfileError(f"'name' {problem}")
     examples = data.get("examples", [])
     if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
         raise ProfileError("'examples' must be a list of strings")

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .names import one_line, shown_name
 from .profile import NpcProfile
 
 SCENE_OPENING = "(The scene begins.)"
+# A scene too long for the context loses its oldest turns this many at a time, so that the
+# prompts of consecutive replies start at the same turn and share a cached prefix.
+HISTORY_CHUNK = 8
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One line of a scene: who said it (a display name or an NPC id) and what."""
+    """One line of a scene: the name it is shown under, what was said, and, when an NPC of
+    the cast said it, that NPC's id. Identity is the id alone: a turn is an NPC's own
+    (an assistant turn in its prompt) only when npc_id is that NPC's id, whatever the name."""
 
     speaker: str
     text: str
+    npc_id: str = ""
 
 
 def system_prompt(npc: NpcProfile) -> str:
@@ -30,24 +37,32 @@ def system_prompt(npc: NpcProfile) -> str:
     return "\n".join(lines)
 
 
-def is_own_turn(npc: NpcProfile, speaker: str) -> bool:
-    s = speaker.strip().lower()
-    return s in (npc.id.lower(), npc.name.lower()) or s in npc.name.lower().split()
+def transcript_turns(npc: NpcProfile, turns: Sequence[Turn]) -> tuple[Turn, ...]:
+    """A dataset's turns with the character's own lines marked by its id. Transcripts name
+    speakers loosely ("Falstaff" for "Sir John Falstaff"), so a speaker that is the id,
+    the name or one word of the name counts as the character. For trusted data only (a
+    cast's training records): live sessions know who spoke by id."""
+    name = npc.name.casefold()
+    mine = {npc.id.casefold(), name, *name.split()}
+    return tuple(
+        replace(t, npc_id=npc.id) if t.speaker.strip().casefold() in mine else t for t in turns
+    )
 
 
 def scene_messages(npc: NpcProfile, context: Sequence[Turn]) -> list[dict[str, str]]:
-    """System prompt, then the scene: the NPC's own lines as assistant turns, everyone
-    else's merged into user turns as 'Speaker: text' so the NPC hears the whole scene."""
+    """System prompt, then the scene: the NPC's own lines (by id) as assistant turns,
+    everyone else's merged into user turns, one line each, 'Speaker: text', so the NPC
+    hears the whole scene and no text can add a line or a turn."""
     messages = [{"role": "system", "content": system_prompt(npc)}]
     pending: list[str] = []
     for turn in context:
-        if is_own_turn(npc, turn.speaker):
+        if turn.npc_id == npc.id:
             if pending:
                 messages.append({"role": "user", "content": "\n".join(pending)})
                 pending = []
             messages.append({"role": "assistant", "content": turn.text})
         else:
-            pending.append(f"{turn.speaker}: {turn.text}")
+            pending.append(f"{shown_name(turn.speaker)}: {one_line(turn.text)}")
     if pending or messages[-1]["role"] != "user":
         messages.append({"role": "user", "content": "\n".join(pending) or SCENE_OPENING})
     return messages
@@ -96,19 +111,56 @@ class PromptEncoder:
             raise ValueError("chat template does not extend the prompt with the reply")
         return self._ids(full[len(prompt) :])
 
+    def fit(
+        self,
+        npc: NpcProfile,
+        turns: Sequence[Turn],
+        budget: int,
+        chunk: int = 1,
+        keep_last: bool = True,
+    ) -> tuple[list[int], int]:
+        """(prompt ids, index of the first turn kept) for the latest turns that fit in
+        `budget` tokens, dropping the oldest `chunk` turns at a time (the last turn is
+        kept when keep_last, even if it does not fit: the caller decides what then).
+
+        Linear in the scene: every turn is tokenised once to estimate where to start,
+        then the prompt is built from there; only a short estimate costs another build."""
+        ids = self.prompt_ids(scene_messages(npc, turns))
+        if len(ids) <= budget or not turns:
+            return ids, 0
+        last = len(turns) - 1 if keep_last else len(turns)
+        costs = self._costs(npc, turns)
+        total = len(self.prompt_ids(scene_messages(npc, []))) + sum(costs)
+        start = 0
+        while start < last and total > budget:
+            total -= costs[start]
+            start += 1
+        start = min(-(-start // chunk) * chunk, last)
+        while True:
+            ids = self.prompt_ids(scene_messages(npc, turns[start:]))
+            if len(ids) <= budget or start >= last:
+                return ids, start
+            start = min(start + chunk, last)
+
+    def _costs(self, npc: NpcProfile, turns: Sequence[Turn]) -> list[int]:
+        """Tokens each turn adds to a prompt, near enough to choose where to start: a
+        line of a user turn, or an assistant turn with the template's markers around it."""
+        lines = [
+            t.text if t.npc_id == npc.id else f"{shown_name(t.speaker)}: {one_line(t.text)}\n"
+            for t in turns
+        ]
+        counts = [len(ids) for ids in self.tokenizer(lines, add_special_tokens=False)["input_ids"]]
+        return [n + 10 if t.npc_id == npc.id else n for n, t in zip(counts, turns)]
+
     def example(
         self, npc: NpcProfile, context: Sequence[Turn], reply: str
     ) -> tuple[list[int], list[int]]:
         """(input_ids, labels) with labels -100 on the prompt; the oldest context turns
         are dropped first when the example is longer than max_length."""
-        context = list(context)
-        while True:
-            messages = scene_messages(npc, context)
-            prompt = self.prompt_ids(messages)
-            completion = self.completion_ids(messages, reply)
-            if len(prompt) + len(completion) <= self.max_length or not context:
-                break
-            context = context[1:]
+        context = transcript_turns(npc, context)
+        completion = self.completion_ids(scene_messages(npc, context), reply)
+        budget = self.max_length - len(completion)
+        prompt, _ = self.fit(npc, context, budget, keep_last=False)
         # Still too long: keep the reply (up to half the budget) and the end of the prompt.
         completion = completion[: max(1, self.max_length // 2)]
         prompt = prompt[max(0, len(prompt) + len(completion) - self.max_length) :]

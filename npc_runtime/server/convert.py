@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ..engine.api import EngineError, SamplingParams
 from ..neeko.cast import KIND_BLOCK, Npc
 from ..neeko.data import DataError, Sample, sample_from_dict
+from ..neeko.names import name_problem
 from ..neeko.profile import NpcProfile, ProfileError, profile_from_dict, validate_id
 from ..neeko.train import TrainConfig
 from ..sessions import PLAYER, SessionSummary, StoredTurn
@@ -19,6 +20,7 @@ from .errors import invalid
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEFAULT_SPEAKER = "Player"
+MAX_RECORD_TURNS = 64  # context turns per training record
 
 
 def checked_id(value: str, what: str) -> str:
@@ -44,8 +46,11 @@ def speaker_name(request: pb.SpeakRequest) -> str:
     if not request.HasField("speaker_name"):
         return DEFAULT_SPEAKER
     name = request.speaker_name.strip()
-    if not 1 <= len(name) <= 64 or _CONTROL.search(name) or ":" in name or "\n" in name:
-        raise invalid("speaker_name must be 1-64 characters, without ':' or control characters")
+    if not 1 <= len(name) <= 64:
+        raise invalid(f"speaker_name must be 1-64 characters, got {len(name)}")
+    problem = name_problem(name)
+    if problem:
+        raise invalid(f"speaker_name {problem}")
     return name
 
 
@@ -88,13 +93,31 @@ def profile(message: pb.NpcProfile) -> NpcProfile:
         raise invalid(f"profile: {exc}") from None
 
 
-def samples(npc_id: str, records, limit: int) -> list[Sample]:
+def samples(npc_id: str, records, limit: int, max_line_bytes: int) -> list[Sample]:
+    """Training records, each line (context and reply) within max_line_bytes, like a
+    player's line: training prepares every record, so their size is the work."""
     if not records:
         raise invalid("records is empty: expansion needs at least one dialogue record")
     if len(records) > limit:
         raise invalid(f"{len(records)} records; the limit is {limit}")
     out = []
     for number, record in enumerate(records, 1):
+        if len(record.context) > MAX_RECORD_TURNS:
+            raise invalid(
+                f"records[{number - 1}] has {len(record.context)} context turns; the limit "
+                f"is {MAX_RECORD_TURNS}"
+            )
+        lines = [
+            record.reply,
+            *(t.text for t in record.context),
+            *(t.speaker for t in record.context),
+        ]
+        size = max(len(line.encode("utf-8")) for line in lines)
+        if size > max_line_bytes:
+            raise invalid(
+                f"records[{number - 1}] has a line of {size} bytes of UTF-8; the limit is "
+                f"{max_line_bytes} (--max-text-bytes)"
+            )
         data = {
             "character": npc_id,
             "context": [{"speaker": line.speaker, "text": line.text} for line in record.context],

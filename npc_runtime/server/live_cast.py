@@ -27,6 +27,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..neeko.cast import KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
+from ..neeko.names import same_name
 from ..neeko.profile import NpcProfile
 from ..neeko.train import Progress, TrainConfig, TrainReport, train_blocks
 from .errors import ServiceError, from_os_error, not_found, precondition
@@ -44,6 +45,7 @@ class LiveCast:
         self.engine = engine
         self.max_npcs = max_npcs
         self._busy: dict[str, str] = {}  # NPC id -> what is being done to it
+        self._new: dict[str, NpcProfile] = {}  # the NPCs being added, by id
         self._save_lock = asyncio.Lock()
         self.training: str | None = None
 
@@ -59,8 +61,10 @@ class LiveCast:
     def ready(self, npc_id: str) -> bool:
         return npc_id in self.cast.npcs and npc_id not in self._busy
 
-    def _claim(self, npc_id: str, doing: str) -> None:
-        """Reserve a new id. Synchronous, so two coroutines can never both claim one id."""
+    def _claim(self, profile: NpcProfile, doing: str) -> None:
+        """Reserve a new id and name. Synchronous, so two coroutines can never both claim
+        one id, or two names that read the same."""
+        npc_id = profile.id
         if npc_id in self._busy or npc_id in self.cast.npcs or npc_id in self.cast.blocks:
             raise ServiceError(
                 "ALREADY_EXISTS", f"an NPC or block with id {npc_id!r} exists or is being added"
@@ -72,11 +76,28 @@ class LiveCast:
                 f"the cast has {len(self.cast.npcs)} NPCs (and {adding} being added), the "
                 "limit (--max-npcs): remove some first",
             )
+        twin = self.cast.namesake(profile)
+        other = (
+            twin.profile
+            if twin
+            else next((p for p in self._new.values() if same_name(p.name, profile.name)), None)
+        )
+        if other is not None:
+            raise ServiceError(
+                "ALREADY_EXISTS",
+                f"NPC {other.id!r} is named {other.name!r}: names must differ, or one NPC's "
+                "lines read as the other's in every prompt",
+            )
         self._busy[npc_id] = doing
+        self._new[npc_id] = profile
+
+    def _release(self, npc_id: str) -> None:
+        del self._busy[npc_id]
+        del self._new[npc_id]
 
     # -- fusion -------------------------------------------------------------------
     async def register(self, profile: NpcProfile) -> Npc:
-        self._claim(profile.id, "being registered")
+        self._claim(profile, "being registered")
         try:
             if not self.cast.blocks:
                 raise precondition("fusion needs at least one trained block in the cast")
@@ -88,7 +109,7 @@ class LiveCast:
                 )
             )
         finally:
-            del self._busy[profile.id]
+            self._release(profile.id)
 
     def _add_fused(self, profile: NpcProfile, emb: np.ndarray) -> Npc:
         # Cast.fuse would embed the profile again, inside the engine's exclusive step.
@@ -109,7 +130,7 @@ class LiveCast:
                 "RESOURCE_EXHAUSTED",
                 f"NPC {self.training!r} is training: one expansion at a time, retry after it",
             )
-        self._claim(profile.id, "training")
+        self._claim(profile, "training")
         self.training = profile.id
         try:
             emb = await asyncio.to_thread(self.cast.embed_profile, profile)
@@ -131,15 +152,18 @@ class LiveCast:
             return npc, report
         finally:
             self.training = None
-            del self._busy[profile.id]
+            self._release(profile.id)
 
     async def _train(self, profile, samples, config, on_progress) -> TrainReport:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
-        def on_step(progress: Progress) -> None:
+        def check() -> None:
             if stop.is_set():
                 raise TrainingCancelled()
+
+        def on_step(progress: Progress) -> None:
+            check()
             loop.call_soon_threadsafe(on_progress, progress)
 
         def run() -> TrainReport:
@@ -150,6 +174,7 @@ class LiveCast:
                 config,
                 on_step=on_step,
                 show_progress=False,
+                check=check,
             )
 
         future = loop.run_in_executor(None, run)
