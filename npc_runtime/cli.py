@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="pre-tune a new cast: one block per character")
     p.add_argument("--data", required=True, help="folder with train.jsonl and profiles.jsonl")
-    p.add_argument("--out", required=True, help="cast folder to write")
+    p.add_argument("--out", required=True, help="cast folder to write (a new or empty one)")
+    p.add_argument("--force", action="store_true", help="replace the cast already at --out")
     p.add_argument("--base", help="HF model folder or .gguf (default: embedded SmolLM2)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--rank", type=int, default=8, help="rank per block (default 8)")
@@ -223,9 +224,31 @@ def _blend_text(blend: dict[str, float]) -> str:
     return ", ".join(f"{b} {w:.3f}" for b, w in blend.items())
 
 
+def _check_out(out: str, force: bool) -> None:
+    """Before any work: --out must be new, empty, or (with --force) a cast to replace.
+    A folder of other files is never written into, --force or not."""
+    from .neeko.cast import CastError
+    from .neeko.store import MANIFEST
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CastError(f"--out {out} is a file, not a folder")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not (path / MANIFEST).exists():
+        raise CastError(f"--out {out} is a folder of other files, not a cast: choose another")
+    if not force:
+        raise CastError(
+            f"a cast exists at {out}: training would replace it and every NPC added to it "
+            "since (fused, expanded). Choose another --out, or pass --force to replace it"
+        )
+
+
 def cmd_train(args) -> int:
     from .neeko.config import GateConfig, LoraConfig
     from .neeko.tuning import pretune
+
+    _check_out(args.out, args.force)
 
     lora = LoraConfig(
         rank=args.rank,

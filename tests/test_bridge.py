@@ -4,8 +4,10 @@ spoken to in JSON text frames and msgpack binary frames."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import grpc
 import msgpack
 import pytest
 from bridge_harness import Conn
@@ -251,6 +253,72 @@ def test_auth_header_and_frame_field(secured):
         assert reply["response"]["profile"]["name"] == "Lyra"
 
 
+def test_the_token_is_checked_before_the_request_is_read(secured):
+    """A stranger learns nothing of how a request parses, through either door, and the
+    refusals and malformed requests are counted the same way on both."""
+    bad = {"npc_id": 7, "nonsense": True}
+    with Conn(secured.bridge_url) as conn:
+        (reply,) = conn.call("GetNpc", bad)
+        assert reply["error"]["code"] == "UNAUTHENTICATED"
+        (reply,) = conn.call("GetNpc", bad, authorization=f"Bearer {TOKEN}")
+        assert reply["error"]["code"] == "INVALID_ARGUMENT"
+    with grpc.insecure_channel(secured.address) as channel:
+        call = channel.unary_unary(
+            "/npc_runtime.v1.NpcRuntime/GetNpc",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"\xff\xff\xff")
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"\xff\xff\xff", metadata=[("authorization", f"Bearer {TOKEN}")])
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    counted = secured.daemon.service.metrics.requests
+    for code in ("UNAUTHENTICATED", "INVALID_ARGUMENT"):
+        assert counted.labels("GetNpc", code)._value.get() >= 2, code
+
+
+@pytest.mark.parametrize(
+    "frame, fragment",
+    [
+        ('{"id": "a", "method": "ListNpcs", "requets": {}}', "unknown frame keys 'requets'"),
+        ('{"id": "a", "method": "ListNpcs", "cancel": true}', "not both"),
+        ('{"id": "a", "cancel": "yes"}', "'cancel' must be true"),
+        ('{"id": "a", "method": "ListNpcs", "method": "Speak"}', "'method' appears twice"),
+        (
+            '{"id": "a", "method": "GetNpc", "request": {"npc_id": "pip", "npc_id": "x"}}',
+            "'npc_id' appears twice",
+        ),
+        (msgpack.packb({"id": "a", "method": "ListNpcs", "extra": 1}), "unknown frame keys"),
+    ],
+)
+def test_a_frame_is_read_whole_or_refused(server, frame, fragment):
+    with Conn(server.bridge_url, binary=isinstance(frame, bytes)) as conn:
+        reply = conn.error(frame)
+        assert (
+            reply["error"]["code"] == "INVALID_ARGUMENT" and fragment in reply["error"]["message"]
+        )
+        (reply,) = conn.call("ListNpcs", {})
+        assert "response" in reply
+
+
+def test_only_its_own_connection_cancels_a_reply(server):
+    request = {"npc_id": "pip", "session_id": "own-cancel", "text": "Talk!", "request_id": "mine"}
+    with Conn(server.bridge_url) as owner, Conn(server.bridge_url) as other:
+        owner.send({"id": "s", "method": "Speak", "request": {**request, "sampling": LONG}})
+        assert "started" in owner.recv()["event"]
+        (reply,) = other.call("Cancel", {"request_id": "mine"})
+        assert reply["error"]["code"] == "NOT_FOUND"
+        with server.client() as grpc_client, pytest.raises(Exception, match="NOT_FOUND"):
+            grpc_client.cancel("mine")
+        assert "token" in owner.recv()["event"]  # still speaking
+        owner.send({"id": "c", "method": "Cancel", "request": {"request_id": "mine"}})
+        frames = owner.until_done({"s", "c"})
+        final = next(f["event"]["final"] for f in frames if "final" in f.get("event", {}))
+        assert final["finish_reason"] == "FINISH_REASON_CANCELLED"
+
+
 # -- the protocol fixtures for engine clients -----------------------------------------
 def _matches(shape, value) -> bool:
     types = {
@@ -347,3 +415,40 @@ def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
     assert config("--bridge-port", "0").bridge_port is None
     changed = config("--bridge-max-frame-bytes", "1000", "--bridge-origin", "https://a.b")
     assert changed.bridge_max_frame_bytes == 1000 and changed.bridge_origins == ("https://a.b",)
+
+
+def test_no_token_reaches_the_log_or_other_users(tmp_path, trained_cast_dir, tiny_base):
+    """At debug level websockets logs every header and frame: tokens are redacted. The
+    data directory, the database and the cast's files are the owner's only."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(handler.format(record))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    auth = AuthPolicy(token=TOKEN, admin_token=ADMIN)
+    (tmp_path / "data").mkdir(mode=0o755)
+    server = ServerThread(server_config(trained_cast_dir, tmp_path, tiny_base, auth=auth)).start()
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with Conn(server.bridge_url, additional_headers=headers) as conn:
+            (reply,) = conn.call("ListNpcs", {}, authorization=f"Bearer {ADMIN}")
+            assert "response" in reply
+            lyra = {"id": "lyra", "name": "Lyra", "profile": "A bard."}
+            (reply,) = conn.call("RegisterNpc", {"profile": lyra}, authorization=ADMIN)
+            assert reply["error"]["code"] == "UNAUTHENTICATED"
+        with server.client(token=TOKEN) as client:
+            assert client.list_npcs()
+    finally:
+        server.stop()
+        root.removeHandler(handler)
+        root.setLevel(level)
+    text = "\n".join(lines)
+    assert "authorization" in text.lower()  # the frames were logged, the tokens not
+    assert TOKEN not in text and ADMIN not in text
+    data = server.daemon.config.data_dir
+    assert data.stat().st_mode & 0o777 == 0o700
+    for file in data.iterdir():
+        assert file.stat().st_mode & 0o077 == 0, file
+    assert (server.daemon.config.cast / "cast.json").stat().st_mode & 0o077 == 0

@@ -80,6 +80,27 @@ def test_fusion_expansion_export_remove(cli_cast, capsys, tmp_path, village_data
     assert ids == ["pip", "zef", "marla"]
 
 
+def test_train_never_replaces_a_cast_without_force(tmp_path, tiny_base, village_data, capsys):
+    out = tmp_path / "cast"
+    train = ["train", "--data", str(village_data), "--base", str(tiny_base), *FAST]
+    assert main([*train, "--out", str(out), "--characters", "pip"]) == 0
+    assert main(["npc", "add", str(out), "--profile", f"{ASSETS}/bard.toml"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([*train, "--out", str(out), "--characters", "zef"]) == 2
+    err = capsys.readouterr().err
+    assert "a cast exists at" in err and "pass --force" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    assert main([*train, "--out", str(other), "--characters", "zef", "--force"]) == 2
+    assert "not a cast" in capsys.readouterr().err and (other / "todo.txt").exists()
+    assert main([*train, "--out", str(out), "--characters", "zef", "--force"]) == 0
+    ids = [r["id"] for r in _json(capsys, ["npc", "list", str(out), "--json"])]
+    assert ids == ["zef"]
+
+
 def test_say_is_reproducible_and_errors_are_clear(cli_cast, capsys):
     argv = ["say", str(cli_cast), "--npc", "zef", "Hello!", "--max-tokens", "6", "--seed", "3"]
     capsys.readouterr()

@@ -73,8 +73,9 @@ class GenerationRequest:
     """One reply of one NPC to a scene.
 
     `turns` is the conversation so far (the player's line last); the engine builds the
-    prompt with the NPC's profile as system prompt, dropping the oldest turns first when
-    the prompt would not fit the model's context (the profile never leaves). `voice`, when
+    prompt with the NPC's profile as system prompt, dropping the oldest turns first,
+    HISTORY_CHUNK at a time, when the prompt would not fit the model's context (the profile
+    and the last turn never leave). `voice`, when
     given, speaks instead of the cast's NPC `npc_id` (evaluation: a profile without LoRA, a
     block of another character); npc_id is then only a name.
     """

@@ -10,7 +10,8 @@ Interface (what the daemon relies on)::
         await engine.run_exclusive(fn)            # fn() between two decode steps
         engine.stats() -> EngineStats
 
-submit() checks the request at once and raises EngineError: NOT_FOUND (no such NPC),
+submit() builds the prompt (tokenising the scene: call it from a worker thread where
+other work must not wait) and raises EngineError: NOT_FOUND (no such NPC),
 INVALID_ARGUMENT (sampling out of range, or a profile longer than the context),
 ALREADY_EXISTS (that request_id is in flight), RESOURCE_EXHAUSTED (max_active + max_queued
 requests in flight), UNAVAILABLE (engine not started). The stream then yields a TokenDelta
@@ -40,7 +41,8 @@ from typing import Any, TypeVar
 import torch
 
 from ..neeko.cast import Cast
-from ..neeko.prompt import scene_messages, stop_token_ids
+from ..neeko.profile import NpcProfile
+from ..neeko.prompt import HISTORY_CHUNK, scene_messages, stop_token_ids
 from . import llama
 from .api import (
     EngineConfig,
@@ -48,6 +50,7 @@ from .api import (
     EngineStats,
     FinalResult,
     GenerationRequest,
+    SamplingParams,
     TokenDelta,
     Voice,
 )
@@ -55,6 +58,7 @@ from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
 
 log = logging.getLogger(__name__)
+ROOM_FOR_A_LINE = 64  # tokens a profile must leave for the player's line
 T = TypeVar("T")
 
 
@@ -152,24 +156,34 @@ class Engine:
         voice = self._voice(request)
         prompts = self.cast.prompts
         budget = self.context - request.sampling.max_tokens
-        turns = list(request.turns)
-        while True:
-            ids = prompts.prompt_ids(scene_messages(voice.profile, turns))
-            if len(ids) <= budget:
-                break
-            if not turns:
-                raise EngineError(
-                    "INVALID_ARGUMENT",
-                    f"the prompt of {request.npc_id!r} ({len(ids)} tokens) and max_tokens "
-                    f"({request.sampling.max_tokens}) exceed the context ({self.context})",
-                )
-            turns = turns[1:]
+        ids, _ = prompts.fit(voice.profile, request.turns, budget, HISTORY_CHUNK)
+        if len(ids) > budget:
+            raise EngineError(
+                "INVALID_ARGUMENT",
+                f"the profile of {request.npc_id!r} and the latest line ({len(ids)} tokens) "
+                f"and max_tokens ({request.sampling.max_tokens}) exceed the context "
+                f"({self.context})",
+            )
         system = prompts.prompt_ids(scene_messages(voice.profile, [])[:1])
         system_len = next(
             (i for i, (a, b) in enumerate(zip(ids, system)) if a != b), min(len(ids), len(system))
         )
         blend = tuple(sorted((b, float(w)) for b, w in voice.blend.items() if w))
         return ids, system_len, blend
+
+    def check_profile(self, profile: NpcProfile) -> None:
+        """INVALID_ARGUMENT unless the profile leaves room in the context for a reply of
+        the default length and a player's line: an NPC accepted now must be speakable."""
+        need = len(self.cast.prompts.prompt_ids(scene_messages(profile, [])))
+        room = SamplingParams().max_tokens + ROOM_FOR_A_LINE
+        if need + room > self.context:
+            raise EngineError(
+                "INVALID_ARGUMENT",
+                f"the profile of {profile.id!r} makes a prompt of {need} tokens: with room for "
+                f"a reply ({SamplingParams().max_tokens} tokens) and a player's line "
+                f"({ROOM_FOR_A_LINE}) it must be at most {self.context - room} tokens for "
+                f"this model's context of {self.context}; shorten it",
+            )
 
     def submit(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | FinalResult]:
         """Start a reply; raises EngineError at once when the request cannot be served."""

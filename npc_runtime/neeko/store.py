@@ -51,10 +51,8 @@ def _fsync_dir(path: Path) -> None:
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates 0600; a cast is an ordinary file: honour the umask like open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        # mkstemp creates 0600, and so it stays: a cast is the user's own (profiles,
+        # trained blocks), not for every account on a player's machine.
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -100,8 +98,8 @@ def _block_bytes(cast: Cast, block_id: str) -> bytes:
 
 
 def save_cast(cast: Cast, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "blocks").mkdir(exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "blocks").mkdir(mode=0o700, exist_ok=True)
     for block in cast.blocks.values():
         data = _block_bytes(cast, block.id)
         digest = hashlib.sha256(data).hexdigest()

@@ -62,6 +62,7 @@ def _batches(
     profiles: Mapping[str, NpcProfile],
     config: TrainConfig,
     rng: random.Random,
+    check: Callable[[], None],
 ) -> list[tuple[str, list[tuple[list[int], list[int]]]]]:
     """Single-block batches, length-sorted within small pools to cut padding; each sample
     is prompted with its own character's profile (a block may serve several characters)."""
@@ -72,14 +73,11 @@ def _batches(
         rng.shuffle(rows)
         if config.max_samples_per_character:
             rows = rows[: config.max_samples_per_character]
-        encoded = [
-            cast.prompts.example(
-                profiles[s.character],
-                s.context[-config.max_context_turns :] if config.max_context_turns else (),
-                s.reply,
-            )
-            for s in rows
-        ]
+        encoded = []
+        for s in rows:
+            check()  # preparing thousands of records takes a while: it can be stopped too
+            context = s.context[-config.max_context_turns :] if config.max_context_turns else ()
+            encoded.append(cast.prompts.example(profiles[s.character], context, s.reply))
         epochs_whole = math.ceil(config.epochs)
         stream = []
         for _ in range(epochs_whole):
@@ -103,12 +101,14 @@ def train_blocks(
     config: TrainConfig,
     on_step: Callable[[Progress], None] | None = None,
     show_progress: bool = True,
+    check: Callable[[], None] = lambda: None,
 ) -> TrainReport:
-    """Train the named blocks (keys of `samples`), each on the samples listed under it."""
+    """Train the named blocks (keys of `samples`), each on the samples listed under it.
+    `check` runs before each record is prepared and may raise to stop before training."""
     rng = random.Random(config.seed)
     neeko = cast.neeko
     block_ids = list(samples)
-    batches = _batches(cast, samples, profiles, config, rng)
+    batches = _batches(cast, samples, profiles, config, rng, check)
     neeko.set_trainable(block_ids)
     params = [p for b in block_ids for p in neeko.block_parameters(b)]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)

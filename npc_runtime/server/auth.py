@@ -63,6 +63,9 @@ class AuthPolicy:
             "missing or wrong token: send metadata 'authorization: Bearer <token>'",
         )
 
+    def is_admin(self, authorization: str | None) -> bool:
+        return bool(self.admin_token) and _same(_bearer(authorization), self.admin_token)
+
 
 def _bearer(value: str | None) -> str | None:
     if not value:

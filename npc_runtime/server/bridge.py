@@ -9,10 +9,13 @@ frame of a call says `done: true`. Text frames are JSON, binary frames msgpack; 
 uses the codec of its request. Several calls run at once on one connection;
 {"id": ..., "cancel": true} cancels one, and a closed connection cancels them all.
 
-Authorisation is the gRPC rule (auth.py): 'Bearer <token>' from the handshake's
+Authorisation is the gRPC rule (door.py, auth.py): 'Bearer <token>' from the handshake's
 Authorization header, or from an `authorization` field of a request frame, which then
-holds for the connection's later frames too. A bad frame is answered with an error frame
-and the connection stays open.
+holds for the connection's later frames too; it is checked before the frame's `request`
+is read. A request frame has exactly the keys id, method and optionally request and
+authorization; a cancel frame id and cancel (and optionally authorization). Anything
+else (unknown keys, both `cancel` and `method`, a key twice) is refused whole. A bad
+frame is answered with an error frame and the connection stays open.
 """
 
 from __future__ import annotations
@@ -25,15 +28,22 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from .auth import AuthPolicy
+from .door import DoorCore
 from .errors import ServiceError, invalid
-from .frames import METHODS, Method, decode, encode, error_frame, frame_id, from_dict, to_dict
-from .service import NpcService
+from .frames import (
+    METHODS,
+    Method,
+    check_keys,
+    decode,
+    encode,
+    error_frame,
+    frame_id,
+    from_dict,
+    to_dict,
+)
 
 log = logging.getLogger("npc_runtime.server.bridge")
 
-# The events that end a stream: Speak's Final, ExpandNpc's ExpandDone.
-_LAST_EVENTS = ("final", "done")
 # Calls in flight on one connection; Speak streams are also bounded by --max-streams.
 MAX_CALLS_PER_CONNECTION = 64
 
@@ -47,15 +57,13 @@ def hard_frame_limit(max_frame_bytes: int) -> int:
 class Bridge:
     def __init__(
         self,
-        service: NpcService,
-        auth: AuthPolicy,
+        core: DoorCore,
         host: str,
         port: int,
         max_frame_bytes: int,
         origins: tuple[str, ...] = (),
     ):
-        self.service = service
-        self.auth = auth
+        self.core = core
         self.host = host
         self.port = port
         self.max_frame_bytes = max_frame_bytes
@@ -102,14 +110,6 @@ class Bridge:
         finally:
             self.connections.discard(conn)
 
-    def authorize(self, method: str, authorization: str | None) -> None:
-        try:
-            self.auth.check(method, authorization)
-        except ServiceError as exc:
-            self.service.metrics.requests.labels(method, exc.code).inc()
-            log.warning("%s refused: %s", method, exc.message)
-            raise
-
 
 class _Connection:
     def __init__(self, bridge: Bridge, ws: ServerConnection):
@@ -118,6 +118,7 @@ class _Connection:
         self.calls: dict[str, asyncio.Task] = {}
         self.cancelled: set[str] = set()
         self.authorization: str | None = ws.request.headers.get("Authorization")
+        self.name = f"bridge:{ws.id}"
 
     async def run(self) -> None:
         log.debug("bridge connection from %s", self.ws.remote_address)
@@ -150,6 +151,7 @@ class _Connection:
                 )
             frame = decode(data)
             call_id = frame_id(frame)
+            check_keys(frame)
             if "authorization" in frame:
                 if not isinstance(frame["authorization"], str):
                     raise invalid("'authorization' must be a string: 'Bearer <token>'")
@@ -167,7 +169,11 @@ class _Connection:
                     "RESOURCE_EXHAUSTED",
                     f"{len(self.calls)} calls in flight on this connection, the limit",
                 )
-            request = from_dict(frame.get("request"), method)
+            caller = self.bridge.core.admit(method, self.authorization, self.name)
+            try:
+                request = from_dict(frame.get("request"), method)
+            except ServiceError as exc:
+                raise self.bridge.core.malformed(method, exc.message) from None
         except ServiceError as exc:
             await self.send(error_frame(call_id, exc), binary)
             return
@@ -178,7 +184,7 @@ class _Connection:
             await self.send(error_frame(call_id, error), binary)
             return
         self.calls[call_id] = asyncio.create_task(
-            self._call(call_id, method, request, self.authorization, binary)
+            self._call(call_id, method, request, caller, binary)
         )
 
     @staticmethod
@@ -200,24 +206,20 @@ class _Connection:
             self.cancelled.add(call_id)
             task.cancel()
 
-    async def _call(self, call_id: str, method: Method, request, authorization, binary) -> None:
-        service = self.bridge.service
+    async def _call(self, call_id: str, method: Method, request, caller, binary) -> None:
+        core = self.bridge.core
         final: dict[str, Any] = {"id": call_id, "done": True}
         answered = False  # the stream's last event (Final, ExpandDone) has gone out
         try:
-            self.bridge.authorize(method.name, authorization)
-            call = getattr(service, method.attribute)
             if method.streaming:
-                async with contextlib.aclosing(call(request)) as events:
+                async with contextlib.aclosing(core.stream(method, request, caller)) as events:
                     async for event in events:
                         # Set before sending: websockets writes a frame at once and may
                         # then wait to drain, where a cancel can still land.
-                        answered = event.WhichOneof("event") in _LAST_EVENTS
+                        answered = core.is_last(event)
                         await self.send({"id": call_id, "event": to_dict(event)}, binary)
             else:
-                final["response"] = to_dict(await call(request))
-        except ServiceError as exc:
-            final = error_frame(call_id, exc)
+                final["response"] = to_dict(await core.unary(method, request, caller))
         except asyncio.CancelledError:
             if call_id not in self.cancelled:
                 raise  # the connection is closing
@@ -225,11 +227,8 @@ class _Connection:
                 final = error_frame(call_id, ServiceError("CANCELLED", "cancelled by the client"))
         except ConnectionClosed:
             return
-        except Exception:
-            log.exception("%s failed on the bridge", method.name)
-            final = error_frame(
-                call_id, ServiceError("INTERNAL", "internal error: see the server log")
-            )
+        except Exception as exc:
+            final = error_frame(call_id, core.failure(exc, f"{method.name} on the bridge"))
         finally:
             # Before the last frame goes out: the client may reuse the id once it has it.
             self.calls.pop(call_id, None)

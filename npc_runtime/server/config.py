@@ -27,9 +27,11 @@ def default_data_dir() -> Path:
 class ServiceConfig:
     """Limits that turn requests away with INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
 
-    max_history_turns is how much of a session is offered to the engine per reply; the
-    engine then drops the oldest of those turns until the prompt fits the model's context
-    (the NPC's profile never leaves), so it only bounds the work of building a prompt.
+    max_history_turns is how much of a session is offered to the engine per reply (from a
+    turn whose place is a multiple of HISTORY_CHUNK, so consecutive replies share a cached
+    prefix); the engine then drops the oldest of those turns, a chunk at a time, until the
+    prompt fits the model's context (the NPC's profile and the player's line never leave),
+    so it only bounds the work of building a prompt.
     """
 
     max_text_bytes: int = 4096

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import stat
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,7 +22,9 @@ from ..sessions import SessionStore
 from ..v1 import npc_runtime_pb2 as pb
 from .bridge import Bridge
 from .config import ServerConfig
+from .door import DoorCore
 from .grpc_api import GrpcDoor
+from .logs import RedactSecrets, redact_root_handlers, remove_from_root_handlers
 from .service import NpcService
 
 log = logging.getLogger("npc_runtime.server")
@@ -31,6 +36,25 @@ MAX_MESSAGE_BYTES = 32 * 2**20
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _make_private(folder: Path) -> None:
+    """The data directory for its owner only (0700): sessions are a player's own. A
+    folder shared on purpose (sticky, like /tmp) or someone else's is left as it is."""
+    try:
+        info = folder.stat()
+    except FileNotFoundError:
+        return  # the session store creates it, 0700
+    except OSError:
+        return  # the session store says what is wrong with it
+    mode = stat.S_IMODE(info.st_mode)
+    mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    if mode & 0o077 and mine and not mode & stat.S_ISVTX:
+        try:
+            os.chmod(folder, mode & 0o700)
+        except OSError:
+            return  # a read-only disk: the session store says so, with what to do
+        log.info("made the data directory %s private to its owner (was %o)", folder, mode)
 
 
 class Daemon:
@@ -46,14 +70,19 @@ class Daemon:
         self._bridge: Bridge | None = None
         self._health = health.aio.HealthServicer()
         self._metrics_http = None
+        self._redact: RedactSecrets | None = None
 
     async def start(self) -> None:
         """Load everything, then listen; raises before listening if anything is wrong."""
         config = self.config
         config.auth.check_bind(config.host)
+        self._redact = redact_root_handlers(
+            (config.auth.token or "", config.auth.admin_token or "")
+        )
         # A damaged cast or an unwritable data directory fails in a moment, not after
         # the model has loaded; and the cast first, so it leaves no data directory behind.
         await asyncio.to_thread(verify_cast, config.cast)
+        _make_private(config.data_dir)
         self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
         cast = await asyncio.to_thread(
@@ -74,7 +103,8 @@ class Daemon:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        GrpcDoor(self.service, config.auth).add_to(server)
+        core = DoorCore(self.service, config.auth)
+        GrpcDoor(core).add_to(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
@@ -86,8 +116,7 @@ class Daemon:
         self._server = server
         if config.bridge_port is not None:
             self._bridge = Bridge(
-                self.service,
-                config.auth,
+                core,
                 config.host,
                 config.bridge_port,
                 config.bridge_max_frame_bytes,
@@ -136,6 +165,8 @@ class Daemon:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         log.info("stopped")
+        if self._redact is not None:
+            remove_from_root_handlers(self._redact)
 
 
 async def serve(config: ServerConfig, on_ready: Callable[[Daemon], None] | None = None) -> None:

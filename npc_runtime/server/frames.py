@@ -73,16 +73,37 @@ def from_dict(value: Any, method: Method) -> Message:
         ) from None
 
 
+REQUEST_KEYS = frozenset({"id", "method", "request", "authorization"})
+CANCEL_KEYS = frozenset({"id", "cancel", "authorization"})
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[Any, Any]]) -> dict:
+    """A map whose keys are all different: a key twice would be read by one decoder as
+    its first value and by another as its last, so no frame may hold one."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(f"the key {str(twice)[:64]!r} appears twice in one object")
+    return out
+
+
 def decode(data: str | bytes) -> dict[str, Any]:
     """A frame's dict: JSON from a text frame, msgpack from a binary one."""
     try:
         if isinstance(data, str):
-            frame = json.loads(data)
+            frame = json.loads(data, object_pairs_hook=_unique)
             if _SURROGATE_ESCAPE.search(data):
                 # Strings with unpaired surrogates could not be sent back or stored.
                 json.dumps(frame, ensure_ascii=False).encode("utf-8")
         else:
-            frame = msgpack.unpackb(data, raw=False, strict_map_key=True)
+            frame = msgpack.unpackb(data, raw=False, strict_map_key=True, object_pairs_hook=_unique)
+    except _DuplicateKey as exc:
+        raise invalid(f"malformed frame: {exc}") from None
     except Exception as exc:  # json.JSONDecodeError, msgpack's errors, bad UTF-8
         kind = "JSON (text frame)" if isinstance(data, str) else "msgpack (binary frame)"
         if isinstance(exc, UnicodeEncodeError):
@@ -99,6 +120,23 @@ def encode(frame: dict[str, Any], binary: bool) -> str | bytes:
     if binary:
         return msgpack.packb(frame, use_bin_type=True)
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_keys(frame: dict[str, Any]) -> None:
+    """A request frame or a cancel frame, whole: no key the protocol does not define, so
+    nothing a client meant is silently ignored."""
+    if "cancel" in frame:
+        if "method" in frame or "request" in frame:
+            raise invalid("a frame is a request ('method') or a cancel ('cancel'), not both")
+        if frame["cancel"] is not True:
+            raise invalid("'cancel' must be true")
+        allowed = CANCEL_KEYS
+    else:
+        allowed = REQUEST_KEYS
+    unknown = [k for k in frame if k not in allowed]
+    if unknown:
+        shown = ", ".join(repr(str(k)[:64]) for k in unknown[:5])
+        raise invalid(f"unknown frame keys {shown}: a frame has only {', '.join(sorted(allowed))}")
 
 
 def frame_id(frame: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
-"""The gRPC door onto the service: requests parsed, authorisation from metadata,
-ServiceError to status codes, and nothing else. Behaviour belongs in service.py, shared
-with other doors.
+"""The gRPC door onto the service: request bytes parsed, the token read from metadata,
+errors as status codes, and nothing else: the rules are door.py's, the behaviour
+service.py's, shared with the bridge.
 
 Handlers are made from the service descriptor, like the bridge's (frames.METHODS), so a
 method added to the proto reaches both doors the same way.
@@ -8,17 +8,15 @@ method added to the proto reaches both doors the same way.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from .auth import AuthPolicy
-from .errors import ServiceError, invalid
+from .door import DoorCore
 from .frames import METHODS, SERVICE, Method
-from .service import NpcService
+from .service import Caller
 
 log = logging.getLogger("npc_runtime.server")
 
@@ -48,53 +46,42 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    """End the call with the error's status; a bug's details stay in the server log."""
-    if isinstance(exc, ServiceError):
-        await context.abort(grpc.StatusCode[exc.code], exc.message)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error: see the server log")
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: Method) -> None:
+    error = DoorCore.failure(exc, f"{method.name} on gRPC")
+    await context.abort(grpc.StatusCode[error.code], error.message)
 
 
 class GrpcDoor:
-    def __init__(self, service: NpcService, auth: AuthPolicy):
-        self.service = service
-        self.auth = auth
+    def __init__(self, core: DoorCore):
+        self.core = core
 
-    def _admit(self, method: Method, request: object, context) -> None:
+    def _admit(self, method: Method, request: object, context) -> Caller:
         """Authorise first (a stranger learns nothing about request parsing), then
         refuse what did not parse."""
-        try:
-            self.auth.check(method.name, _authorization(context))
-        except ServiceError as exc:
-            self.service.metrics.requests.labels(method.name, exc.code).inc()
-            log.warning("%s refused: %s", method.name, exc.message)
-            raise
+        caller = self.core.admit(method, _authorization(context), f"grpc:{context.peer()}")
         if isinstance(request, _Malformed):
-            self.service.metrics.requests.labels(method.name, "INVALID_ARGUMENT").inc()
-            raise invalid(request.message)
+            raise self.core.malformed(method, request.message)
+        return caller
 
     def _unary(self, method: Method) -> Callable:
         async def handler(request, context):
             try:
-                self._admit(method, request, context)
-                return await getattr(self.service, method.attribute)(request)
+                caller = self._admit(method, request, context)
+                return await self.core.unary(method, request, caller)
             except Exception as exc:
-                await _abort(context, exc)
+                await _abort(context, exc, method)
 
         return handler
 
     def _stream(self, method: Method) -> Callable:
         async def handler(request, context) -> AsyncIterator:
             try:
-                self._admit(method, request, context)
-                # aclosing: when the client goes away this task is cancelled, and closing
-                # the service's stream is what cancels the reply or the training behind it.
-                call = getattr(self.service, method.attribute)
-                async with contextlib.aclosing(call(request)) as events:
-                    async for event in events:
-                        yield event
+                caller = self._admit(method, request, context)
+                # When the client goes away this task is cancelled, which closes the stream.
+                async for event in self.core.stream(method, request, caller):
+                    yield event
             except Exception as exc:
-                await _abort(context, exc)
+                await _abort(context, exc, method)
 
         return handler
 

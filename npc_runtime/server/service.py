@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from .. import __version__
 from ..engine.api import EngineError, FinalResult, GenerationRequest, TokenDelta
 from ..neeko.cast import Cast
+from ..neeko.names import same_name
 from ..neeko.profile import ID_PATTERN
-from ..neeko.prompt import Turn, is_own_turn
+from ..neeko.prompt import HISTORY_CHUNK, Turn
 from ..sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
 from ..v1 import npc_runtime_pb2 as pb
 from . import convert
@@ -45,6 +46,19 @@ class _Call:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as far as the service needs to know: the connection a call came in
+    on (a reply may be cancelled only from the connection that started it) and whether
+    it holds the admin token (which may cancel any). The doors say who (door.py)."""
+
+    connection: str
+    admin: bool = False
+
+
+LOCAL = Caller("local", admin=True)  # the process itself: tests, the daemon's own calls
+
+
 @dataclass
 class _Flight:
     """A Speak in progress: what Cancel, RemoveNpc and ResetSession need to know."""
@@ -52,6 +66,7 @@ class _Flight:
     request_id: str
     npc_id: str
     session_id: str
+    owner: Caller
     cancelled: bool = False
 
 
@@ -125,7 +140,9 @@ class NpcService:
             )
 
     # -- Speak ----------------------------------------------------------------------
-    async def speak(self, request: pb.SpeakRequest) -> AsyncIterator[pb.SpeakEvent]:
+    async def speak(
+        self, request: pb.SpeakRequest, caller: Caller = LOCAL
+    ) -> AsyncIterator[pb.SpeakEvent]:
         """Callers must close the iterator (contextlib.aclosing) when they stop early:
         closing it cancels the reply in the engine."""
         received = time.perf_counter()
@@ -140,8 +157,7 @@ class NpcService:
             convert.checked_id(request_id, "request_id")
             await self._check_room(session_id)
             npc = self.live.check_speakable(npc_id)
-            if is_own_turn(npc.profile, speaker):
-                raise invalid(f"speaker_name {speaker!r} is the NPC's own name: use another")
+            self._check_speaker(speaker, npc_id)
             if request_id in self._flights:
                 raise ServiceError("ALREADY_EXISTS", f"request_id {request_id!r} is in flight")
             if session_id in self._busy_sessions:
@@ -154,7 +170,7 @@ class NpcService:
                     "RESOURCE_EXHAUSTED",
                     f"{len(self._flights)} streams in flight, the limit: retry shortly",
                 )
-            flight = _Flight(request_id, npc_id, session_id)
+            flight = _Flight(request_id, npc_id, session_id, caller)
             self._flights[request_id] = flight
             self._busy_sessions[session_id] = f"has a reply in flight (request {request_id})"
             self._speaking[npc_id] += 1
@@ -172,14 +188,28 @@ class NpcService:
                     del self._speaking[npc_id]
                 self.metrics.active_streams.dec()
 
+    def _check_speaker(self, speaker: str, npc_id: str) -> None:
+        """Players speak under names of their own: a player line shown under an NPC's
+        name would read, in every other NPC's prompt, as that NPC's words."""
+        for npc in self.cast.npcs.values():
+            if not (same_name(speaker, npc.name) or same_name(speaker, npc.id)):
+                continue
+            if npc.id == npc_id:
+                raise invalid(f"speaker_name {speaker!r} is the NPC's own name: use another")
+            raise invalid(
+                f"speaker_name {speaker!r} is the name of NPC {npc.id!r}: a player "
+                "cannot speak as an NPC of the cast; use another name"
+            )
+
     async def _reply(self, flight: _Flight, npc_name, speaker, text, sampling):
+        limit = self.config.max_history_turns
         history = await self._stored(
             "cannot read the session",
             self.store.recent_turns,
             flight.session_id,
-            self.config.max_history_turns,
+            limit + HISTORY_CHUNK,
         )
-        turns = tuple(_prompt_turn(t, flight.npc_id) for t in history) + (Turn(speaker, text),)
+        turns = tuple(_prompt_turn(t) for t in _window(history, limit)) + (Turn(speaker, text),)
         yield pb.SpeakEvent(
             started=pb.Started(
                 request_id=flight.request_id,
@@ -197,7 +227,7 @@ class NpcService:
         final: FinalResult | None = None
         request = GenerationRequest(flight.request_id, flight.npc_id, turns, sampling)
         try:
-            async with contextlib.aclosing(self.engine.submit(request)) as stream:
+            async with contextlib.aclosing(await self._submit(flight, request)) as stream:
                 async for item in stream:
                     if isinstance(item, TokenDelta):
                         now = time.perf_counter()
@@ -268,25 +298,49 @@ class NpcService:
             )
         )
 
+    async def _submit(self, flight: _Flight, request: GenerationRequest):
+        """engine.submit in a worker thread: building a long session's prompt takes
+        tokenising it, and no other client waits for that. A reply cancelled meanwhile
+        (a Cancel, a client gone) is cancelled in the engine as soon as it is there."""
+        submit = asyncio.ensure_future(asyncio.to_thread(self.engine.submit, request))
+        try:
+            stream = await asyncio.shield(submit)
+        except asyncio.CancelledError:
+            rid = request.request_id
+            submit.add_done_callback(
+                lambda f: f.cancelled() or f.exception() or self.engine.cancel(rid)
+            )
+            raise
+        if flight.cancelled:
+            self.engine.cancel(request.request_id)
+        return stream
+
     def _count_tokens(self, final: FinalResult) -> None:
         self.metrics.tokens.labels("prompt").inc(final.prompt_tokens)
         self.metrics.tokens.labels("cached_prompt").inc(final.cached_prompt_tokens)
         self.metrics.tokens.labels("completion").inc(final.completion_tokens)
 
-    async def cancel(self, request: pb.CancelRequest) -> pb.CancelResponse:
+    async def cancel(self, request: pb.CancelRequest, caller: Caller = LOCAL) -> pb.CancelResponse:
         with self.observe("Cancel"):
             flight = self._flights.get(request.request_id)
-            if flight is None:
-                raise not_found(f"no reply in flight with request_id {request.request_id!r}")
+            if flight is None or not (caller.admin or flight.owner.connection == caller.connection):
+                # Another connection's reply is not there for this caller: NOT_FOUND, so
+                # no one learns which request ids others have in flight.
+                raise not_found(
+                    f"no reply in flight with request_id {request.request_id!r} on this "
+                    "connection (a reply is cancelled from the connection that started it, "
+                    "or with the admin token)"
+                )
             flight.cancelled = True
             self.engine.cancel(flight.request_id)
             return pb.CancelResponse()
 
     # -- the cast -------------------------------------------------------------------
-    async def register_npc(self, request: pb.RegisterNpcRequest) -> pb.Npc:
+    async def register_npc(self, request: pb.RegisterNpcRequest, caller: Caller = LOCAL) -> pb.Npc:
         with self.observe("RegisterNpc"):
             self._accepting()
             profile = convert.profile(request.profile)
+            await self._check_profile(profile)
             started = time.perf_counter()
             npc = await self.live.register(profile)
             log.info(
@@ -297,12 +351,20 @@ class NpcService:
             )
             return convert.npc_message(npc)
 
-    async def expand_npc(self, request: pb.ExpandNpcRequest) -> AsyncIterator[pb.ExpandEvent]:
+    async def expand_npc(
+        self, request: pb.ExpandNpcRequest, caller: Caller = LOCAL
+    ) -> AsyncIterator[pb.ExpandEvent]:
         """Like speak(): close the iterator when stopping early; that cancels training."""
         with self.observe("ExpandNpc") as call:
             self._accepting()
             profile = convert.profile(request.profile)
-            samples = convert.samples(profile.id, request.records, self.config.max_expand_records)
+            samples = convert.samples(
+                profile.id,
+                request.records,
+                self.config.max_expand_records,
+                self.config.max_text_bytes,
+            )
+            await self._check_profile(profile)
             config = convert.train_config(request.training)
             progress: asyncio.Queue = asyncio.Queue()
             task = asyncio.ensure_future(
@@ -337,17 +399,27 @@ class NpcService:
                 )
             )
 
-    async def list_npcs(self, request: pb.ListNpcsRequest) -> pb.ListNpcsResponse:
+    async def _check_profile(self, profile) -> None:
+        try:
+            await asyncio.to_thread(self.engine.check_profile, profile)
+        except EngineError as exc:
+            raise from_engine(exc) from None
+
+    async def list_npcs(
+        self, request: pb.ListNpcsRequest, caller: Caller = LOCAL
+    ) -> pb.ListNpcsResponse:
         with self.observe("ListNpcs"):
             npcs = [n for n in self.cast.npcs.values() if self.live.ready(n.id)]
             return pb.ListNpcsResponse(npcs=[convert.npc_message(n) for n in npcs])
 
-    async def get_npc(self, request: pb.GetNpcRequest) -> pb.Npc:
+    async def get_npc(self, request: pb.GetNpcRequest, caller: Caller = LOCAL) -> pb.Npc:
         with self.observe("GetNpc"):
             npc_id = convert.checked_id(request.npc_id, "npc_id")
             return convert.npc_message(self.live.check_speakable(npc_id))
 
-    async def remove_npc(self, request: pb.RemoveNpcRequest) -> pb.RemoveNpcResponse:
+    async def remove_npc(
+        self, request: pb.RemoveNpcRequest, caller: Caller = LOCAL
+    ) -> pb.RemoveNpcResponse:
         with self.observe("RemoveNpc"):
             npc_id = convert.checked_id(request.npc_id, "npc_id")
             npc = await self.live.remove(npc_id, speaking=lambda i: self._speaking[i] > 0)
@@ -355,7 +427,9 @@ class NpcService:
             return pb.RemoveNpcResponse(removed=convert.npc_message(npc))
 
     # -- sessions -------------------------------------------------------------------
-    async def get_session(self, request: pb.GetSessionRequest) -> pb.Session:
+    async def get_session(
+        self, request: pb.GetSessionRequest, caller: Caller = LOCAL
+    ) -> pb.Session:
         with self.observe("GetSession"):
             session_id = convert.checked_id(request.session_id, "session_id")
             record = await self._stored(
@@ -370,7 +444,9 @@ class NpcService:
                 updated_at=convert.timestamp(record.updated_at),
             )
 
-    async def list_sessions(self, request: pb.ListSessionsRequest) -> pb.ListSessionsResponse:
+    async def list_sessions(
+        self, request: pb.ListSessionsRequest, caller: Caller = LOCAL
+    ) -> pb.ListSessionsResponse:
         with self.observe("ListSessions"):
             size = request.page_size or 100
             if size > 1000:
@@ -385,7 +461,9 @@ class NpcService:
                 next_page_token=page[-1].id if len(rows) > size else "",
             )
 
-    async def reset_session(self, request: pb.ResetSessionRequest) -> pb.ResetSessionResponse:
+    async def reset_session(
+        self, request: pb.ResetSessionRequest, caller: Caller = LOCAL
+    ) -> pb.ResetSessionResponse:
         with self.observe("ResetSession"):
             session_id = convert.checked_id(request.session_id, "session_id")
             if session_id in self._busy_sessions:
@@ -406,7 +484,7 @@ class NpcService:
             return pb.ResetSessionResponse(turns_removed=removed)
 
     # -- status ---------------------------------------------------------------------
-    async def get_status(self, request: pb.GetStatusRequest) -> pb.Status:
+    async def get_status(self, request: pb.GetStatusRequest, caller: Caller = LOCAL) -> pb.Status:
         with self.observe("GetStatus"):
             stats = self.engine.stats()
             return pb.Status(
@@ -429,12 +507,21 @@ class NpcService:
             )
 
 
-def _prompt_turn(turn: StoredTurn, npc_id: str) -> Turn:
-    """The replying NPC's own lines by its id (so the prompt makes them its own turns),
-    everyone else's by the name they had when they spoke."""
-    if turn.speaker_kind == NPC and turn.npc_id == npc_id:
-        return Turn(npc_id, turn.text)
-    return Turn(turn.speaker_name, turn.text)
+def _window(history: list[StoredTurn], limit: int) -> list[StoredTurn]:
+    """The latest turns, at most `limit`, from a seq just after a multiple of
+    HISTORY_CHUNK: the window moves a chunk at a time, not a turn at a time, so the
+    prompts of consecutive replies begin alike (seqs count from 1 in each session)."""
+    if not history:
+        return history
+    first = history[-1].seq - limit + 1
+    start = -(-(first - 1) // HISTORY_CHUNK) * HISTORY_CHUNK + 1
+    return [t for t in history if t.seq >= start]
+
+
+def _prompt_turn(turn: StoredTurn) -> Turn:
+    """A stored turn under the name it had when spoken; an NPC's by its id too, which is
+    what makes it that NPC's own turn in its prompt (a player's never is)."""
+    return Turn(turn.speaker_name, turn.text, turn.npc_id if turn.speaker_kind == NPC else "")
 
 
 def _sentence(index: int, text: str) -> pb.SpeakEvent:

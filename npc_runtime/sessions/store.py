@@ -9,6 +9,7 @@ and never a damaged file. A reply in flight lives only in memory until then.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -75,6 +76,15 @@ _HINTS = {
 }
 
 
+def _private_files(path: Path) -> None:
+    """The database readable by its owner only (0600), created so before SQLite opens it;
+    SQLite gives its -wal and -shm files the database's mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            os.chmod(file, 0o600)
+
+
 @contextlib.contextmanager
 def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
     try:
@@ -127,7 +137,8 @@ class SessionStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_files(self.path)
         except OSError as exc:
             raise StoreError(
                 f"{self.path.parent}: cannot create the data directory ({exc.strerror}); "
