@@ -102,12 +102,14 @@ async def measure(address: str, replies: int) -> None:
             stop.set()
             during = await poll
             ratio = statistics.median(during) / idle_median
+            p95 = sorted(during)[int(0.95 * (len(during) - 1))]
             worst = max(worst, max(during))
             print(
                 f"Speak {n + 1}: ttft {final.time_to_first_token_seconds:.2f} s, prompt "
                 f"{final.prompt_tokens} tokens ({final.cached_prompt_tokens} cached), total "
                 f"{final.total_seconds:.2f} s | GetStatus during it: median "
-                f"{statistics.median(during) * 1000:.1f} ms ({ratio:.2f}x idle), max "
+                f"{statistics.median(during) * 1000:.1f} ms ({ratio:.2f}x idle), p95 "
+                f"{p95 * 1000:.1f} ms ({p95 / idle_median:.2f}x), max "
                 f"{max(during) * 1000:.1f} ms, {len(during)} calls"
             )
         print(f"GetStatus worst during long-session Speaks: {worst * 1000:.1f} ms")

@@ -171,9 +171,24 @@ class NpcClient(_Base):
     def remove_npc(self, npc_id: str) -> pb.Npc:
         return self._call("RemoveNpc", pb.RemoveNpcRequest(npc_id=npc_id)).removed
 
-    def get_session(self, session_id: str, max_turns: int = 0) -> pb.Session:
-        request = pb.GetSessionRequest(session_id=session_id, max_turns=max_turns)
+    def get_session(
+        self, session_id: str, max_turns: int = 0, page_size: int = 0, page_token: str = ""
+    ) -> pb.Session:
+        """One page of a session's turns (Session.next_page_token for the next)."""
+        request = pb.GetSessionRequest(
+            session_id=session_id, max_turns=max_turns, page_size=page_size, page_token=page_token
+        )
         return self._call("GetSession", request)
+
+    def session_turns(self, session_id: str, max_turns: int = 0) -> Iterator[pb.Turn]:
+        """Every turn of a session (or of its latest max_turns), page after page."""
+        token = ""
+        while True:
+            page = self.get_session(session_id, max_turns, page_token=token)
+            yield from page.turns
+            token = page.next_page_token
+            if not token:
+                return
 
     def list_sessions(self, page_size: int = 0, page_token: str = "") -> pb.ListSessionsResponse:
         request = pb.ListSessionsRequest(page_size=page_size, page_token=page_token)
@@ -243,9 +258,25 @@ class AsyncNpcClient(_Base):
     async def remove_npc(self, npc_id: str) -> pb.Npc:
         return (await self._call("RemoveNpc", pb.RemoveNpcRequest(npc_id=npc_id))).removed
 
-    async def get_session(self, session_id: str, max_turns: int = 0) -> pb.Session:
-        request = pb.GetSessionRequest(session_id=session_id, max_turns=max_turns)
+    async def get_session(
+        self, session_id: str, max_turns: int = 0, page_size: int = 0, page_token: str = ""
+    ) -> pb.Session:
+        """One page of a session's turns (Session.next_page_token for the next)."""
+        request = pb.GetSessionRequest(
+            session_id=session_id, max_turns=max_turns, page_size=page_size, page_token=page_token
+        )
         return await self._call("GetSession", request)
+
+    async def session_turns(self, session_id: str, max_turns: int = 0) -> AsyncIterator[pb.Turn]:
+        """Every turn of a session (or of its latest max_turns), page after page."""
+        token = ""
+        while True:
+            page = await self.get_session(session_id, max_turns, page_token=token)
+            for turn in page.turns:
+                yield turn
+            token = page.next_page_token
+            if not token:
+                return
 
     async def list_sessions(
         self, page_size: int = 0, page_token: str = ""

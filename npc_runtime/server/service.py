@@ -33,6 +33,11 @@ from .metrics import Metrics
 from .sentences import SentenceSplitter
 
 log = logging.getLogger("npc_runtime.server")
+DEFAULT_TURNS_PAGE = 200
+MAX_TURNS_PAGE = 1000
+MAX_PAGE_TEXT_BYTES = (
+    256 * 1024
+)  # a page, JSON-escaped, stays under the 1 MiB clients take by default
 
 _FINISH = {
     "stop": pb.FINISH_REASON_STOP,
@@ -432,8 +437,21 @@ class NpcService:
     ) -> pb.Session:
         with self.observe("GetSession"):
             session_id = convert.checked_id(request.session_id, "session_id")
+            size = request.page_size or DEFAULT_TURNS_PAGE
+            if size > MAX_TURNS_PAGE:
+                raise invalid(f"page_size must be at most {MAX_TURNS_PAGE}")
+            token = request.page_token
+            if token and not (token.isascii() and token.isdigit() and len(token) < 19):
+                raise invalid("page_token is not one this server gave out")
+            after = int(token or 0)
             record = await self._stored(
-                "cannot read the session", self.store.get, session_id, request.max_turns
+                "cannot read the session",
+                self.store.get,
+                session_id,
+                request.max_turns,
+                after,
+                size,
+                MAX_PAGE_TEXT_BYTES,
             )
             if record is None:
                 raise not_found(f"no session {session_id!r}")
@@ -442,6 +460,8 @@ class NpcService:
                 turns=[convert.turn_message(t) for t in record.turns],
                 created_at=convert.timestamp(record.created_at),
                 updated_at=convert.timestamp(record.updated_at),
+                next_page_token=str(record.turns[-1].seq) if record.more else "",
+                turn_count=record.turn_count,
             )
 
     async def list_sessions(

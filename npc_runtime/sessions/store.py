@@ -116,6 +116,8 @@ class SessionRecord:
     created_at: float
     updated_at: float
     turns: list[StoredTurn]
+    turn_count: int = 0
+    more: bool = False  # turns after these exist (a page ended before the session did)
 
 
 @dataclass(frozen=True)
@@ -237,14 +239,45 @@ class SessionStore:
         with self._use("read a session"):
             return self._turns(session_id, limit)
 
-    def get(self, session_id: str, max_turns: int = 0) -> SessionRecord | None:
+    def get(
+        self,
+        session_id: str,
+        max_turns: int = 0,
+        after: int = 0,
+        page_size: int = 0,
+        max_bytes: int = 0,
+    ) -> SessionRecord | None:
+        """A session and its turns with seq > after, oldest first: of the latest
+        max_turns only (0: all), at most page_size of them and about max_bytes of text
+        (0: no limit; a page holds at least one turn)."""
         with self._use("read a session") as db:
             row = db.execute(
                 "SELECT created_at, updated_at FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
             if row is None:
                 return None
-            return SessionRecord(session_id, row[0], row[1], self._turns(session_id, max_turns))
+            count, last = db.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM turns WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            if max_turns:
+                after = max(after, last - max_turns)
+            rows = db.execute(
+                "SELECT speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at "
+                "FROM turns WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (session_id, after, page_size + 1 if page_size else -1),
+            )
+            turns, size, more = [], 0, False
+            for values in rows:
+                turn = StoredTurn(*values)
+                size += len(turn.text.encode()) + len(turn.speaker_name.encode())
+                if (page_size and len(turns) == page_size) or (
+                    max_bytes and turns and size > max_bytes
+                ):
+                    more = True
+                    break
+                turns.append(turn)
+            return SessionRecord(session_id, row[0], row[1], turns, count, more)
 
     def list(self, page_size: int, after: str = "") -> list[SessionSummary]:
         """Sessions in id order, starting after the id `after`."""

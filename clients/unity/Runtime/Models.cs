@@ -61,11 +61,19 @@ namespace NpcRuntime
     public class Session
     {
         public string Id;
+        /// <summary>One page of turns, oldest first.</summary>
         public List<Turn> Turns = new List<Turn>();
+        /// <summary>Pass to GetSession for the next page; empty on the last page.</summary>
+        public string NextPageToken = "";
+        /// <summary>Turns in the whole session.</summary>
+        public int TurnCount;
 
         internal static Session FromJson(Dictionary<string, object> obj)
         {
-            var s = new Session { Id = obj.Str("id") };
+            var s = new Session
+            {
+                Id = obj.Str("id"), NextPageToken = obj.Str("next_page_token"), TurnCount = obj.Int("turn_count"),
+            };
             foreach (var t in obj.List("turns"))
             {
                 var turn = (Dictionary<string, object>)t;

@@ -108,9 +108,14 @@ namespace NpcRuntime
         /// <summary>Cancels a reply of this client.</summary>
         public void Cancel(SpeakReply reply) { reply.Cancel(); }
 
-        public async Task<Session> GetSession(string sessionId)
+        /// <summary>One page of a session's turns, oldest first (up to 200, or
+        /// <paramref name="pageSize"/>); pass <see cref="Session.NextPageToken"/> back for the next.</summary>
+        public async Task<Session> GetSession(string sessionId, string pageToken = "", int pageSize = 0)
         {
-            var r = await Call("GetSession", new Dictionary<string, object> { { "session_id", sessionId } }).ConfigureAwait(false);
+            var request = new Dictionary<string, object> { { "session_id", sessionId } };
+            if (pageToken != "") request["page_token"] = pageToken;
+            if (pageSize > 0) request["page_size"] = pageSize;
+            var r = await Call("GetSession", request).ConfigureAwait(false);
             return Session.FromJson(r);
         }
 

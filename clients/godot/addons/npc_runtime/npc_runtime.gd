@@ -143,9 +143,14 @@ func list_npcs() -> int:
 	return _call("ListNpcs", {})
 
 
-## session_received(session) follows; NOT_FOUND (via error) for a session never spoken in.
-func get_session(session_id: String) -> int:
-	return _call("GetSession", {"session_id": session_id})
+## session_received(session) follows: one page of turns, oldest first; pass its
+## next_page_token back as page_token for the next ("" on the last page). NOT_FOUND (via
+## error) for a session never spoken in.
+func get_session(session_id: String, page_token: String = "") -> int:
+	var request := {"session_id": session_id}
+	if page_token != "":
+		request["page_token"] = page_token
+	return _call("GetSession", request)
 
 
 ## Any other unary method of npc_runtime.v1.NpcRuntime (GetNpc, GetStatus, RemoveNpc,
