@@ -181,6 +181,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a browser Origin allowed on the bridge (repeat; default: none, so only "
         "native clients, which send no Origin)",
     )
+    p.add_argument(
+        "--bridge-max-connections",
+        type=int,
+        default=64,
+        help="bridge connections open at once; more are refused with HTTP 503 (default 64)",
+    )
+    p.add_argument(
+        "--stream-idle-seconds",
+        type=float,
+        default=60.0,
+        help="a client that reads nothing of a reply for this long loses it, and a bridge "
+        "client its connection (default 60)",
+    )
     p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port")
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint")
@@ -400,6 +413,8 @@ def _serve_config(args):
     if not args.cast and not (cast / "cast.json").exists():
         # Serve a copy: registrations must not change the cast shipped with the package.
         shutil.copytree(ASSETS / "cast", cast, dirs_exist_ok=True)
+        for path in [cast, *cast.rglob("*")]:  # the player's own copy: private to them
+            path.chmod(0o700 if path.is_dir() else 0o600)
     return ServerConfig(
         cast=cast,
         data_dir=data_dir,
@@ -417,6 +432,8 @@ def _serve_config(args):
         bridge_port=args.bridge_port or None,
         bridge_max_frame_bytes=args.bridge_max_frame_bytes,
         bridge_origins=tuple(args.bridge_origin),
+        bridge_max_connections=args.bridge_max_connections,
+        stream_idle_seconds=args.stream_idle_seconds,
         service=ServiceConfig(
             max_text_bytes=args.max_text_bytes,
             max_streams=args.max_streams,

@@ -328,6 +328,7 @@ class _FakeWebSocket:
         self.request = SimpleNamespace(headers={})
         self.remote_address = ("127.0.0.1", 0)
         self.id = "fake"
+        self.protocol = SimpleNamespace(max_message_size=2**20)
         self.sent: list[str | bytes] = []
 
     async def send(self, data: str | bytes) -> None:

@@ -63,6 +63,11 @@ class AuthPolicy:
             "missing or wrong token: send metadata 'authorization: Bearer <token>'",
         )
 
+    def accepts(self, authorization: str | None) -> bool:
+        """Whether the token may call anything at all (always, when none is set)."""
+        given = _bearer(authorization)
+        return not self.token or _same(given, self.token) or _same(given, self.admin_token)
+
     def is_admin(self, authorization: str | None) -> bool:
         return bool(self.admin_token) and _same(_bearer(authorization), self.admin_token)
 

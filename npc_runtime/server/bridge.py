@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from .door import DoorCore
+from .door import ClientNotReading, DoorCore
 from .errors import ServiceError, invalid
 from .frames import (
     METHODS,
@@ -46,6 +47,12 @@ log = logging.getLogger("npc_runtime.server.bridge")
 
 # Calls in flight on one connection; Speak streams are also bounded by --max-streams.
 MAX_CALLS_PER_CONNECTION = 64
+# The largest frame of a connection that has not shown a good token (when one is set).
+STRANGER_FRAME_BYTES = 64 * 1024
+
+
+class _Unread(Exception):
+    """The client read nothing for the idle time; its connection is gone."""
 
 
 def hard_frame_limit(max_frame_bytes: int) -> int:
@@ -62,8 +69,10 @@ class Bridge:
         port: int,
         max_frame_bytes: int,
         origins: tuple[str, ...] = (),
+        max_connections: int = 64,
     ):
         self.core = core
+        self.max_connections = max_connections
         self.host = host
         self.port = port
         self.max_frame_bytes = max_frame_bytes
@@ -82,6 +91,7 @@ class Bridge:
             origins=[None, *self.origins],
             compression=None,  # small frames, loopback: latency over bytes
             logger=log,
+            process_request=self._admit_connection,
         )
         sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.port
@@ -102,6 +112,19 @@ class Bridge:
         self._server.close()
         await self._server.wait_closed()
 
+    def _admit_connection(self, ws: ServerConnection, request):
+        """At most max_connections at once: each may buffer up to a frame's limit."""
+        if len(self.connections) >= self.max_connections:
+            log.warning("bridge connection refused: %d open, the limit", len(self.connections))
+            return ws.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"{len(self.connections)} bridge connections are open, the limit "
+                "(--bridge-max-connections): retry later\n",
+            )
+        # Before the first frame is read: its limit is set when its parsing starts.
+        _limit_frames(ws, self, ws.request.headers.get("Authorization"))
+        return None
+
     async def _handle(self, ws: ServerConnection) -> None:
         conn = _Connection(self, ws)
         self.connections.add(conn)
@@ -109,6 +132,17 @@ class Bridge:
             await conn.run()
         finally:
             self.connections.discard(conn)
+
+
+def _limit_frames(ws: ServerConnection, bridge: Bridge, authorization: str | None) -> None:
+    """Until a connection has shown a good token, its frames (and the fragments of an
+    unfinished one) may hold only a little memory: no stranger makes the daemon buffer
+    megabytes. The limit holds from the next frame read."""
+    trusted = bridge.core.auth.accepts(authorization)
+    limit = hard_frame_limit(bridge.max_frame_bytes) if trusted else STRANGER_FRAME_BYTES
+    # websockets 15 split max_size into message and fragment limits; 14 has max_size.
+    name = "max_message_size" if hasattr(ws.protocol, "max_message_size") else "max_size"
+    setattr(ws.protocol, name, limit)
 
 
 class _Connection:
@@ -125,7 +159,7 @@ class _Connection:
         try:
             async for data in self.ws:
                 await self.receive(data)
-        except ConnectionClosed:
+        except (ConnectionClosed, _Unread):
             pass
         finally:
             # Cancelling a call closes its service stream: the reply stops in the engine.
@@ -135,7 +169,14 @@ class _Connection:
                 await asyncio.wait(list(self.calls.values()))
 
     async def send(self, frame: dict[str, Any], binary: bool) -> None:
-        await self.ws.send(encode(frame, binary))
+        """Send one frame; a client that reads nothing for the idle time loses its
+        connection (and with it its calls), rather than holding them and their memory."""
+        try:
+            await self.bridge.core.deliver(self.ws.send(encode(frame, binary)))
+        except ClientNotReading as exc:
+            log.warning("bridge connection %s closed: %s", self.name, exc.message)
+            self.ws.transport.abort()
+            raise _Unread() from None
 
     async def receive(self, data: str | bytes) -> None:
         binary = isinstance(data, bytes)
@@ -156,6 +197,7 @@ class _Connection:
                 if not isinstance(frame["authorization"], str):
                     raise invalid("'authorization' must be a string: 'Bearer <token>'")
                 self.authorization = frame["authorization"]
+                _limit_frames(self.ws, self.bridge, self.authorization)
             if frame.get("cancel") is True:
                 self.cancel(call_id)
                 return
@@ -225,7 +267,7 @@ class _Connection:
                 raise  # the connection is closing
             if not answered:  # a cancel after the Final changes nothing: a plain done
                 final = error_frame(call_id, ServiceError("CANCELLED", "cancelled by the client"))
-        except ConnectionClosed:
+        except (ConnectionClosed, _Unread):
             return
         except Exception as exc:
             final = error_frame(call_id, core.failure(exc, f"{method.name} on the bridge"))
@@ -233,5 +275,5 @@ class _Connection:
             # Before the last frame goes out: the client may reuse the id once it has it.
             self.calls.pop(call_id, None)
             self.cancelled.discard(call_id)
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(ConnectionClosed, _Unread):
             await self.send(final, binary)

@@ -64,8 +64,19 @@ class ServerConfig:
     bridge_port: int | None = DEFAULT_BRIDGE_PORT  # None: no engine bridge (WebSocket)
     bridge_max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     bridge_origins: tuple[str, ...] = ()  # browser Origins allowed on the bridge
+    bridge_max_connections: int = 64
+    # A stream (or bridge connection) whose client reads nothing for this long is ended,
+    # so a client that stops reading cannot hold a session, a stream slot or memory.
+    stream_idle_seconds: float = 60.0
+    max_rpcs: int = 256  # gRPC calls in progress at once, over all connections
     service: ServiceConfig = ServiceConfig()
     grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.bridge_max_connections < 1 or self.max_rpcs < 1:
+            raise ValueError("bridge_max_connections and max_rpcs must be at least 1")
+        if not self.stream_idle_seconds > 0:
+            raise ValueError("stream_idle_seconds must be more than 0")
 
     @property
     def sessions_path(self) -> Path:

@@ -20,7 +20,7 @@ from ..engine import Engine, EngineConfig
 from ..neeko.store import load_cast, verify_cast
 from ..sessions import SessionStore
 from ..v1 import npc_runtime_pb2 as pb
-from .bridge import Bridge
+from .bridge import MAX_CALLS_PER_CONNECTION, Bridge
 from .config import ServerConfig
 from .door import DoorCore
 from .grpc_api import GrpcDoor
@@ -101,9 +101,12 @@ class Daemon:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+                ("grpc.max_concurrent_streams", MAX_CALLS_PER_CONNECTION),
+            ],
+            # Every call in progress may hold its reply until the client reads it.
+            maximum_concurrent_rpcs=config.max_rpcs,
         )
-        core = DoorCore(self.service, config.auth)
+        core = DoorCore(self.service, config.auth, config.stream_idle_seconds)
         GrpcDoor(core).add_to(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -121,6 +124,7 @@ class Daemon:
                 config.bridge_port,
                 config.bridge_max_frame_bytes,
                 config.bridge_origins,
+                config.bridge_max_connections,
             )
             self.bridge_port = await self._bridge.start()
         for name in ("", SERVICE_NAME):

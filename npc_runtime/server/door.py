@@ -6,9 +6,10 @@ stream. The doors only move bytes; each rule here has one owner.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 from .auth import AuthPolicy
 from .errors import ServiceError, invalid
@@ -22,10 +23,27 @@ LAST_EVENTS = ("final", "done")
 INTERNAL = "internal error: see the server log"
 
 
+class ClientNotReading(ServiceError):
+    def __init__(self, seconds: float):
+        super().__init__(
+            "DEADLINE_EXCEEDED",
+            f"the client read nothing for {seconds:g} s (--stream-idle-seconds): call ended",
+        )
+
+
 class DoorCore:
-    def __init__(self, service: NpcService, auth: AuthPolicy):
+    def __init__(self, service: NpcService, auth: AuthPolicy, idle_seconds: float = 60.0):
         self.service = service
         self.auth = auth
+        self.idle_seconds = idle_seconds
+
+    async def deliver(self, write: Awaitable) -> None:
+        """Wait for a write to reach the client; ClientNotReading after idle_seconds, so
+        a client that stops reading holds no session, stream slot or memory for long."""
+        try:
+            await asyncio.wait_for(write, self.idle_seconds)
+        except TimeoutError:
+            raise ClientNotReading(self.idle_seconds) from None
 
     def admit(self, method: Method, authorization: str | None, connection: str) -> Caller:
         """The caller, or UNAUTHENTICATED / PERMISSION_DENIED, counted and logged."""
@@ -44,6 +62,17 @@ class DoorCore:
 
     def count(self, method: Method, code: str) -> None:
         self.service.metrics.requests.labels(method.name, code).inc()
+
+    @contextlib.contextmanager
+    def watchdog(self) -> Iterator[None]:
+        """Cancel the current task unless the block ends within idle_seconds."""
+        timer = asyncio.get_running_loop().call_later(
+            self.idle_seconds, asyncio.current_task().cancel
+        )
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     async def unary(self, method: Method, request, caller: Caller):
         return await getattr(self.service, method.attribute)(request, caller)

@@ -79,7 +79,10 @@ class GrpcDoor:
                 caller = self._admit(method, request, context)
                 # When the client goes away this task is cancelled, which closes the stream.
                 async for event in self.core.stream(method, request, caller):
-                    yield event
+                    # gRPC sends an event once the generator is resumed after yielding it;
+                    # a client that reads nothing leaves it suspended here: end it then.
+                    with self.core.watchdog():
+                        yield event
             except Exception as exc:
                 await _abort(context, exc, method)
 
