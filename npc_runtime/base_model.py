@@ -109,7 +109,12 @@ def _gguf_to_folder(path: Path) -> Path:
     target = cache_dir() / "gguf" / f"{path.stem}-{_gguf_cache_key(path)}"
     if (target / "config.json").exists():
         return target
-    log.info("converting %s to a cached Hugging Face folder (once)", path.name)
+    log.warning(
+        "converting %s once into a cached model folder (%s): about 30 s for a small model; "
+        "later loads take a second",
+        path.name,
+        target.parent,
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(

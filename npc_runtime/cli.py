@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -230,7 +231,22 @@ def _load(args, training: bool = False):
     from .neeko.store import load_cast
 
     dtype = resolve_dtype(args.dtype, args.device, training=training)
+    _say(f"loading {args.cast} and its base model ({dtype})...")
     return load_cast(args.cast, base=args.base, device=args.device, dtype=dtype)
+
+
+def _say(line: str) -> None:
+    """What a command is doing, on stderr (stdout holds its output)."""
+    print(f"npc-runtime: {line}", file=sys.stderr, flush=True)
+
+
+def _known_npc(cast: str, npc_id: str) -> None:
+    """A typo in an NPC id is found in the cast's manifest, before the model loads."""
+    from .neeko.store import read_manifest
+
+    ids = [n["id"] for n in read_manifest(Path(cast))["npcs"]]
+    if npc_id not in ids:
+        raise KeyError(f"no NPC {npc_id!r} in {cast}: there are {', '.join(ids)}")
 
 
 def _blend_text(blend: dict[str, float]) -> str:
@@ -328,9 +344,12 @@ def cmd_npc(args) -> int:
             print(f"id: {n['id']}\nname: {n['name']}\nkind: {n['kind']}")
             print(f"blend: {_blend_text(n['blend'])}\nprofile: {n['profile']}")
         return 0
+    if args.npc_command == "add":
+        profile = load_profile(args.profile)  # a bad profile file is found before loading
+    else:
+        _known_npc(args.cast, args.npc_id)
     cast = _load(args)
     if args.npc_command == "add":
-        profile = load_profile(args.profile)
         started = time.perf_counter()
         npc = cast.fuse(profile)
         took = (time.perf_counter() - started) * 1000
@@ -351,8 +370,8 @@ def cmd_say(args) -> int:
     from .neeko.prompt import Turn
     from .speak import GREEDY, reply
 
+    _known_npc(args.cast, args.npc)
     cast = _load(args)
-    cast.npc(args.npc)
     sampling = GREEDY if args.greedy else SamplingParams()
     sampling = replace(sampling, max_tokens=args.max_tokens, seed=args.seed)
     reply(cast, args.npc, [Turn("Player", args.text)], sampling, on_text=_write)
@@ -368,6 +387,7 @@ def _write(text: str) -> None:
 def cmd_export(args) -> int:
     from .neeko.export import export_peft
 
+    _known_npc(args.cast, args.npc)
     folder = export_peft(_load(args), args.npc, args.out)
     print(f"wrote peft adapter for {args.npc} to {folder}")
     return 0
@@ -446,7 +466,6 @@ def _serve_config(args):
 
 def cmd_serve(args) -> int:
     import asyncio
-    import logging
 
     from transformers.utils import logging as hf_logging
 
@@ -487,6 +506,12 @@ def cmd_chat(args) -> int:
             return run(chat)
         except NpcRuntimeError as exc:  # the server is not there, or refuses the NPC
             print(f"npc-runtime: error: {exc}", file=sys.stderr)
+            if exc.code == "UNAVAILABLE":
+                print(
+                    f"npc-runtime: no daemon answers on {args.address}: start one with "
+                    "`npc-runtime serve`, or point --address at yours",
+                    file=sys.stderr,
+                )
             return 2
 
 
@@ -514,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     from .neeko.encoder import EncoderError
     from .neeko.profile import ProfileError
 
+    if args.command != "serve":  # serve sets up its own log; here: warnings, one line each
+        logging.basicConfig(level=logging.WARNING, format="npc-runtime: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except (BaseModelError, CastError, DataError, EncoderError, ProfileError, KeyError) as exc:

@@ -124,3 +124,25 @@ def test_entry_point_is_installed():
     ).stdout
     for command in ("train", "expand", "npc", "say", "export", "demo"):
         assert command in out
+
+
+def test_input_errors_come_before_the_model_loads(cli_cast, tmp_path, capsys):
+    """With a base model that does not exist, only the input's error can be reported: so
+    it was found before any model was read."""
+    missing = ["--base", str(tmp_path / "no-such-model")]
+    capsys.readouterr()
+    assert main(["say", str(cli_cast), "--npc", "nobdy", "hi", *missing]) == 2
+    err = capsys.readouterr().err
+    assert "no NPC 'nobdy'" in err and "there are pip" in err and "no-such-model" not in err
+    assert main(["npc", "add", str(cli_cast), "--profile", "typo.toml", *missing]) == 2
+    assert "cannot read profile" in capsys.readouterr().err
+    for argv in (["export", str(cli_cast), "--npc", "x", "--out", str(tmp_path / "o")],
+                 ["npc", "remove", str(cli_cast), "x"]):  # fmt: skip
+        assert main([*argv, *missing]) == 2
+        assert "no NPC 'x'" in capsys.readouterr().err
+
+
+def test_chat_without_a_daemon_says_how_to_start_one(capsys):
+    assert main(["chat", "--npc", "brann", "--address", "127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "npc-runtime serve" in err and "--address" in err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -118,3 +119,31 @@ def test_a_damaged_cast_creates_no_data_directory(tmp_path, trained_cast_dir, ti
     result = _serve(cast, tiny_base, tmp_path / "data")
     assert result.returncode != 0 and "cast.json" in result.stderr, result.stderr
     assert not (tmp_path / "data").exists(), sorted((tmp_path / "data").rglob("*"))
+
+
+@pytest.mark.parametrize("option", ["--port", "--bridge-port", "--metrics-port"])
+def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path, trained_cast_dir, option):
+    """The base model given does not exist: the port is found taken before it is read."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--port": "0", "--bridge-port": "0", "--metrics-port": "0", option: str(port)}
+        command = [
+            sys.executable,
+            "-m",
+            "npc_runtime.cli",
+            "serve",
+            "--cast",
+            str(trained_cast_dir),
+        ]
+        command += ["--base", str(tmp_path / "no-such-model"), "--data-dir", str(tmp_path / "d")]
+        command += [arg for pair in ports.items() for arg in pair]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=EXIT_TIMEOUT,
+                                env=env, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "error" in x.lower()]
+    assert line.startswith("npc-runtime: error: cannot listen on 127.0.0.1:")
+    assert f":{port} ({option})" in line and "no-such-model" not in line

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,29 @@ def _make_private(folder: Path) -> None:
         log.info("made the data directory %s private to its owner (was %o)", folder, mode)
 
 
+def _check_ports(config: ServerConfig) -> None:
+    """Every port asked for is free, before the model loads (which takes seconds): a port
+    in use is one line naming it and the option that moves it."""
+    ports = [("--port", config.port), ("--bridge-port", config.bridge_port)]
+    ports.append(("--metrics-port", config.metrics_port))
+    for option, port in ports:
+        if not port:
+            continue
+        host = config.metrics_host if option == "--metrics-port" else config.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As the servers do: a port left in TIME_WAIT by a daemon just stopped is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host.strip("[]"), port))
+            except OSError as exc:
+                raise OSError(
+                    f"cannot listen on {_address(host, port)} ({option}): {exc.strerror}; "
+                    "is another npc-runtime serve running? Stop it or choose another "
+                    f"{option}"
+                ) from None
+
+
 class Daemon:
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -82,6 +106,7 @@ class Daemon:
         # A damaged cast or an unwritable data directory fails in a moment, not after
         # the model has loaded; and the cast first, so it leaves no data directory behind.
         await asyncio.to_thread(verify_cast, config.cast)
+        _check_ports(config)
         _make_private(config.data_dir)
         self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
