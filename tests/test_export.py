@@ -1,5 +1,7 @@
 """Export: a standard peft adapter that gives our logits for the NPC."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -7,6 +9,7 @@ from transformers import AutoModelForCausalLM
 from npc_runtime import load_cast
 from npc_runtime.neeko.export import export_peft
 from npc_runtime.neeko.profile import profile_from_dict
+from npc_runtime.neeko.prompt import system_prompt
 
 peft = pytest.importorskip("peft")
 
@@ -17,7 +20,10 @@ def test_peft_export_gives_the_same_logits(trained_cast_dir, tiny_base, tmp_path
     cast.fuse(profile_from_dict({"id": "tess", "name": "Tess", "profile": "A loud cook."}))
     assert len(cast.npc("tess").blend) == 3
     out = export_peft(cast, npc_id, tmp_path / npc_id)
-    assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
+    files = {p.name for p in out.iterdir()}
+    assert files == {"adapter_config.json", "adapter_model.safetensors", "npc_prompt.json"}
+    prompt = json.loads((out / "npc_prompt.json").read_text())
+    assert prompt["system_prompt"] == system_prompt(cast.npc(npc_id).profile)
 
     base = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.float32)
     served = peft.PeftModel.from_pretrained(base, out).eval()
@@ -30,3 +36,14 @@ def test_peft_export_gives_the_same_logits(trained_cast_dir, tiny_base, tmp_path
     assert (theirs - ours).abs().max().item() <= 1e-4
     with torch.no_grad(), served.disable_adapter():
         assert (plain(ids).logits - ours).abs().max().item() > 1e-3  # the adapter matters
+    # The adapter names a base that loads by itself: the standard one-line load works.
+    auto = peft.AutoPeftModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert (auto(ids).logits - ours).abs().max().item() <= 1e-4
+
+
+def test_a_gguf_base_is_exported_as_a_folder_transformers_loads(tmp_path):
+    from npc_runtime.base_model import default_base_path, hf_folder
+
+    folder = hf_folder(default_base_path())  # the embedded GGUF, converted once
+    assert (folder / "config.json").exists()
