@@ -286,6 +286,7 @@ def cmd_train(args) -> int:
         target_modules=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
     )
     chars = [c.strip() for c in args.characters.split(",")] if args.characters else None
+    _say(f"loading the base model ({args.base or 'the embedded SmolLM2'}) to train on {args.data}")
     cast, report = pretune(
         args.data,
         base=args.base,
