@@ -167,8 +167,22 @@ def _parser() -> argparse.ArgumentParser:
         "--bridge-port",
         type=int,
         default=50052,
-        help="engine bridge (WebSocket, JSON or msgpack frames) port; 0: none (default 50052)",
+        help="engine bridge (WebSocket, JSON or msgpack frames) port; 0: a free one "
+        "(default 50052)",
     )
+    p.add_argument("--no-bridge", action="store_true", help="no engine bridge")
+    p.add_argument(
+        "--ready-file",
+        help="once serving, write the readiness JSON (ports, pid, version, NPC count) here "
+        "too; it is always the first line on stdout",
+    )
+    p.add_argument(
+        "--parent-pid",
+        type=int,
+        help="shut down cleanly when this process (the game) exits, however it exits",
+    )
+    p.add_argument("--token-file", help="read the token from this file (not visible in ps)")
+    p.add_argument("--admin-token-file", help="read the admin token from this file")
     p.add_argument(
         "--bridge-max-frame-bytes",
         type=int,
@@ -195,9 +209,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a client that reads nothing of a reply for this long loses it, and a bridge "
         "client its connection (default 60)",
     )
-    p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port (0: a free one; default: no metrics)",
+    )
     p.add_argument("--metrics-host", default="127.0.0.1")
-    p.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint")
+    p.add_argument("--no-metrics", action="store_true", help="no /metrics (the default)")
     p.add_argument("--max-streams", type=int, default=32, help="Speak streams at once")
     p.add_argument("--max-text-bytes", type=int, default=4096, help="longest player line")
     p.add_argument(
@@ -428,6 +446,7 @@ def _serve_config(args):
     from .demo import ASSETS
     from .server.auth import AuthPolicy
     from .server.config import ServerConfig, ServiceConfig, default_data_dir
+    from .server.lifecycle import read_secret
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     cast = Path(args.cast) if args.cast else data_dir / "cast"
@@ -445,12 +464,18 @@ def _serve_config(args):
         host=args.host,
         port=args.port,
         auth=AuthPolicy(
-            token=args.token or os.environ.get("NPC_RUNTIME_TOKEN") or None,
-            admin_token=args.admin_token or os.environ.get("NPC_RUNTIME_ADMIN_TOKEN") or None,
+            token=args.token
+            or read_secret(args.token_file, "--token-file")
+            or os.environ.get("NPC_RUNTIME_TOKEN")
+            or None,
+            admin_token=args.admin_token
+            or read_secret(args.admin_token_file, "--admin-token-file")
+            or os.environ.get("NPC_RUNTIME_ADMIN_TOKEN")
+            or None,
         ),
         metrics_host=args.metrics_host,
         metrics_port=None if args.no_metrics else args.metrics_port,
-        bridge_port=args.bridge_port or None,
+        bridge_port=None if args.no_bridge else args.bridge_port,
         bridge_max_frame_bytes=args.bridge_max_frame_bytes,
         bridge_origins=tuple(args.bridge_origin),
         bridge_max_connections=args.bridge_max_connections,
@@ -471,8 +496,7 @@ def cmd_serve(args) -> int:
     from transformers.utils import logging as hf_logging
 
     from .server.daemon import serve
-    from .server.errors import ServiceError
-    from .sessions import StoreError
+    from .server.lifecycle import announce, error_record
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -482,17 +506,43 @@ def cmd_serve(args) -> int:
     # One line per event: no progress bars from model loading or profile embedding.
     hf_logging.disable_progress_bar()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    ready = Path(args.ready_file) if args.ready_file else None
     try:
-        config = _serve_config(args)
-    except ValueError as exc:  # a limit out of range
-        print(f"npc-runtime: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(serve(config))
-    except (ServiceError, StoreError, OSError) as exc:
-        print(f"npc-runtime: error: {exc}", file=sys.stderr)
+        asyncio.run(serve(_serve_config(args), ready, args.parent_pid))
+    except Exception as exc:
+        code = _startup_code(exc)
+        if code is None:
+            raise
+        announce(error_record(code, str(exc)), None)  # for the game, on stdout
+        print(f"npc-runtime: error: {exc}", file=sys.stderr)  # for people
         return 2
     return 0
+
+
+def _startup_code(exc: Exception) -> str | None:
+    """The stable code of a start-up failure (lifecycle.py), None for a bug."""
+    from .base_model import BaseModelError
+    from .neeko.cast import CastError
+    from .neeko.encoder import EncoderError
+    from .neeko.profile import ProfileError
+    from .server import lifecycle
+    from .server.errors import ServiceError
+    from .sessions import StoreError
+
+    if isinstance(exc, lifecycle.StartupError):
+        return exc.code
+    if isinstance(exc, StoreError):
+        unwritable = exc.reason in ("read-only", "full", "busy", "io")
+        return lifecycle.DATA_DIR_UNWRITABLE if unwritable else lifecycle.SESSIONS_DAMAGED
+    if isinstance(exc, CastError | ProfileError):
+        return lifecycle.CAST_DAMAGED
+    if isinstance(exc, BaseModelError | EncoderError):
+        return lifecycle.MODEL_MISSING
+    if isinstance(exc, ServiceError | ValueError):  # a host without a token, a bad limit
+        return lifecycle.BAD_OPTION
+    if isinstance(exc, OSError):
+        return lifecycle.DATA_DIR_UNWRITABLE
+    return None
 
 
 def cmd_chat(args) -> int:

@@ -5,6 +5,7 @@ leaves the cast and the data directory as they were."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -147,3 +148,5 @@ def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path, trained_cast
     (line,) = [x for x in result.stderr.splitlines() if "error" in x.lower()]
     assert line.startswith("npc-runtime: error: cannot listen on 127.0.0.1:")
     assert f":{port} ({option})" in line and "no-such-model" not in line
+    record = json.loads(result.stdout.splitlines()[0])  # and for the game, on stdout
+    assert record["event"] == "error" and record["code"] == "port_in_use"

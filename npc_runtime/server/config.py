@@ -9,7 +9,6 @@ from pathlib import Path
 from .auth import AuthPolicy
 
 DEFAULT_PORT = 50051
-DEFAULT_METRICS_PORT = 9464
 DEFAULT_BRIDGE_PORT = 50052
 # Like the gRPC receive limit: ExpandNpc carries its training records in one message.
 DEFAULT_MAX_FRAME_BYTES = 32 * 2**20
@@ -60,7 +59,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     auth: AuthPolicy = AuthPolicy()
     metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = DEFAULT_METRICS_PORT  # None: no metrics endpoint
+    metrics_port: int | None = None  # None: no metrics endpoint (a player's PC); 0: free
     bridge_port: int | None = DEFAULT_BRIDGE_PORT  # None: no engine bridge (WebSocket)
     bridge_max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     bridge_origins: tuple[str, ...] = ()  # browser Origins allowed on the bridge

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -25,6 +24,14 @@ from .bridge import MAX_CALLS_PER_CONNECTION, Bridge
 from .config import ServerConfig
 from .door import DoorCore
 from .grpc_api import GrpcDoor
+from .lifecycle import (
+    PORT_IN_USE,
+    DataDirLock,
+    StartupError,
+    announce,
+    parent_exit,
+    ready_record,
+)
 from .logs import RedactSecrets, redact_root_handlers, remove_from_root_handlers
 from .service import NpcService
 
@@ -74,10 +81,11 @@ def _check_ports(config: ServerConfig) -> None:
             try:
                 probe.bind((host.strip("[]"), port))
             except OSError as exc:
-                raise OSError(
+                raise StartupError(
+                    PORT_IN_USE,
                     f"cannot listen on {_address(host, port)} ({option}): {exc.strerror}; "
                     "is another npc-runtime serve running? Stop it or choose another "
-                    f"{option}"
+                    f"{option}",
                 ) from None
 
 
@@ -95,6 +103,7 @@ class Daemon:
         self._health = health.aio.HealthServicer()
         self._metrics_http = None
         self._redact: RedactSecrets | None = None
+        self._lock = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
         """Load everything, then listen; raises before listening if anything is wrong."""
@@ -106,6 +115,7 @@ class Daemon:
         # A damaged cast or an unwritable data directory fails in a moment, not after
         # the model has loaded; and the cast first, so it leaves no data directory behind.
         await asyncio.to_thread(verify_cast, config.cast)
+        self._lock.acquire()
         _check_ports(config)
         _make_private(config.data_dir)
         self._store = SessionStore(config.sessions_path)
@@ -194,22 +204,34 @@ class Daemon:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         log.info("stopped")
+        self._lock.release()
         if self._redact is not None:
             remove_from_root_handlers(self._redact)
 
 
-async def serve(config: ServerConfig, on_ready: Callable[[Daemon], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(
+    config: ServerConfig, ready_file: Path | None = None, parent_pid: int | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, or until process parent_pid exits, then shut down
+    gracefully. Once serving, announce readiness: one JSON line on stdout (and in
+    ready_file)."""
     daemon = Daemon(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = None
+    if parent_pid is not None:
+        watch = asyncio.ensure_future(parent_exit(parent_pid))
+        watch.add_done_callback(lambda _: stop.set())
     try:
         await daemon.start()
-        if on_ready is not None:
-            on_ready(daemon)
+        announce(ready_record(daemon), ready_file)
         await stop.wait()
+        if watch is not None and watch.done():
+            log.info("process %d has exited: shutting down", parent_pid)
         log.info("shutting down (grace %.0f s)", config.grace_seconds)
     finally:
+        if watch is not None:
+            watch.cancel()
         await daemon.stop()
