@@ -119,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--npc", required=True)
     p.add_argument("--out", required=True)
 
+    p = sub.add_parser(
+        "bundle", help="a folder a game ships: the daemon frozen (no Python needed), model, cast"
+    )
+    p.add_argument("--cast", required=True, help="cast folder to ship")
+    p.add_argument("--base", help="base model (default: the one the cast records)")
+    p.add_argument("--out", required=True, help="bundle folder to write (new or empty)")
+    _dtype_arg(p)
+
     p = sub.add_parser("eval", help="compare ICL, RAG, shared LoRA and Neeko on held-out data")
     p.add_argument("--data", required=True, help="folder with train/test JSONL + profiles")
     p.add_argument("--out", required=True, help="report folder (report.md, results.json, PNG)")
@@ -412,6 +420,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bundle(args) -> int:
+    from .bundle import build_bundle
+
+    _say("freezing the daemon with PyInstaller: several minutes")
+    report = build_bundle(Path(args.cast), Path(args.out), args.base, args.dtype)
+    print(
+        f"bundle written to {report.folder}: {report.bytes / 2**20:.0f} MiB, built in "
+        f"{report.seconds:.0f} s; start it as {report.folder}/bundle.json says"
+    )
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluation.report import write, write_json
     from .evaluation.run import EvalConfig, Evaluation
@@ -572,6 +592,7 @@ COMMANDS = {
     "npc": cmd_npc,
     "say": cmd_say,
     "export": cmd_export,
+    "bundle": cmd_bundle,
     "eval": cmd_eval,
     "demo": cmd_demo,
     "serve": cmd_serve,

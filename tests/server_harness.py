@@ -11,6 +11,7 @@ from pathlib import Path
 from npc_runtime.client import NpcClient
 from npc_runtime.server.config import ServerConfig
 from npc_runtime.server.daemon import Daemon
+from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore
 
 ADMIN = "admin-secret"
 TOKEN = "client-secret"
@@ -81,3 +82,13 @@ def server_config(cast_dir: Path, tmp: Path, base: Path | None, **changes) -> Se
         grace_seconds=1.0,
     )
     return replace(config, **changes)
+
+
+def store_exchanges(config: ServerConfig, session_id: str, count: int, player, reply) -> None:
+    """`count` exchanges (player(i), then brann's reply(i)) stored before a daemon starts,
+    so a test has a long session at once."""
+    store = SessionStore(config.sessions_path)
+    for i in range(count):
+        pair = [NewTurn(PLAYER, "", "Player", player(i)), NewTurn(NPC, "brann", "B", reply(i))]
+        store.append(session_id, f"r{i}", pair)
+    store.close()

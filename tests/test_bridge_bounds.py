@@ -9,13 +9,12 @@ import time
 
 import pytest
 from bridge_harness import Conn
-from server_harness import TOKEN, ServerThread, server_config
+from server_harness import TOKEN, ServerThread, server_config, store_exchanges
 from server_harness_streams import wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from npc_runtime.server.auth import AuthPolicy
-from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore
 
 LINE = "ä" * 2000
 
@@ -31,11 +30,7 @@ def server(tmp_path_factory, trained_cast_dir, tiny_base):
         stream_idle_seconds=2.0,
         auth=AuthPolicy(token=TOKEN),
     )
-    store = SessionStore(config.sessions_path)
-    for i in range(0, 400, 2):
-        pair = [NewTurn(PLAYER, "", "Player", LINE), NewTurn(NPC, "brann", "B", LINE)]
-        store.append("big", f"r{i}", pair)
-    store.close()
+    store_exchanges(config, "big", 200, lambda i: LINE, lambda i: LINE)
     running = ServerThread(config).start()
     yield running
     running.stop()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from bridge_harness import Conn
-from server_harness import ServerThread, server_config
+from server_harness import ServerThread, server_config, store_exchanges
 
-from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore
 from npc_runtime.v1 import npc_runtime_pb2 as pb
 from npc_runtime.v1.npc_runtime_pb2_grpc import NpcRuntimeStub
 
@@ -19,14 +18,8 @@ LONG_LINE = "ä" * 2000  # 4000 bytes of UTF-8, about the longest player line
 def server(tmp_path_factory, trained_cast_dir, tiny_base):
     tmp = tmp_path_factory.mktemp("pages")
     config = server_config(trained_cast_dir, tmp, tiny_base)
-    store = SessionStore(config.sessions_path)
-    for i in range(0, 450, 2):
-        pair = [NewTurn(PLAYER, "", "Player", f"line {i}"), NewTurn(NPC, "brann", "B", f"{i}")]
-        store.append("short", f"r{i}", pair)
-    for i in range(0, 1200, 2):
-        pair = [NewTurn(PLAYER, "", "Player", LONG_LINE), NewTurn(NPC, "brann", "B", LONG_LINE)]
-        store.append("huge", f"r{i}", pair)
-    store.close()
+    store_exchanges(config, "short", 225, lambda i: f"line {i}", str)
+    store_exchanges(config, "huge", 600, lambda i: LONG_LINE, lambda i: LONG_LINE)
     running = ServerThread(config).start()
     yield running
     running.stop()
