@@ -335,11 +335,16 @@ def cmd_train(args) -> int:
 
 def cmd_expand(args) -> int:
     from .neeko.profile import load_profile
-    from .neeko.tuning import expand
+    from .neeko.store import read_manifest
+    from .neeko.tuning import character_data, expand_from_samples
 
+    # The profile, the records and the id are checked before the model loads.
+    given = load_profile(args.profile) if args.profile else None
+    profile, samples = character_data(args.data, args.character, given)
+    if profile.id in {n["id"] for n in read_manifest(Path(args.cast))["npcs"]}:
+        raise KeyError(f"an NPC with id {profile.id!r} is in {args.cast} already")
     cast = _load(args, training=True)
-    profile = load_profile(args.profile) if args.profile else None
-    report = expand(cast, args.data, args.character, profile, _train_config(args))
+    report = expand_from_samples(cast, profile, samples, _train_config(args))
     cast.save()
     print(f"added block {args.character!r} ({report.steps} steps, {report.seconds:.0f} s)")
     return 0

@@ -126,7 +126,7 @@ def test_entry_point_is_installed():
         assert command in out
 
 
-def test_input_errors_come_before_the_model_loads(cli_cast, tmp_path, capsys):
+def test_input_errors_come_before_the_model_loads(cli_cast, tmp_path, capsys, village_data):
     """With a base model that does not exist, only the input's error can be reported: so
     it was found before any model was read."""
     missing = ["--base", str(tmp_path / "no-such-model")]
@@ -136,6 +136,11 @@ def test_input_errors_come_before_the_model_loads(cli_cast, tmp_path, capsys):
     assert "no NPC 'nobdy'" in err and "there are pip" in err and "no-such-model" not in err
     assert main(["npc", "add", str(cli_cast), "--profile", "typo.toml", *missing]) == 2
     assert "cannot read profile" in capsys.readouterr().err
+    expand = ["expand", str(cli_cast), "--data", str(village_data)]
+    assert main([*expand, "--character", "nobody", *missing]) == 2
+    assert "no training records for 'nobody'" in capsys.readouterr().err
+    assert main([*expand, "--character", "pip", *missing]) == 2
+    assert "'pip' is in" in capsys.readouterr().err
     for argv in (["export", str(cli_cast), "--npc", "x", "--out", str(tmp_path / "o")],
                  ["npc", "remove", str(cli_cast), "x"]):  # fmt: skip
         assert main([*argv, *missing]) == 2

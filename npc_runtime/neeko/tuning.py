@@ -67,6 +67,15 @@ def expand(
     show_progress: bool = True,
 ) -> TrainReport:
     """Add a block for `character`, trained on its records only; old blocks stay frozen."""
+    profile, samples = character_data(data_dir, character, profile)
+    return expand_from_samples(cast, profile, samples, train, on_step, show_progress)
+
+
+def character_data(
+    data_dir: str | Path, character: str, profile: NpcProfile | None = None
+) -> tuple[NpcProfile, list]:
+    """One character's profile (from the data unless given) and training records; needs
+    no model, so commands call it before loading one."""
     samples = read_samples(data_dir, "train")
     if character not in samples:
         raise DataError(f"no training records for {character!r} in {data_dir}")
@@ -75,7 +84,7 @@ def expand(
         if character not in profiles:
             raise DataError(f"no profile for {character!r} in {data_dir}/profiles.jsonl")
         profile = profiles[character]
-    return expand_from_samples(cast, profile, samples[character], train, on_step, show_progress)
+    return profile, samples[character]
 
 
 def expand_from_samples(
