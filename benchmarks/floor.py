@@ -104,7 +104,7 @@ def main() -> None:
         port = free_port()
         command = [sys.executable, "-m", "npc_runtime.cli", "serve", "--cast", str(cast)]
         command += ["--base", str(base), "--data-dir", f"{tmp}/data", "--port", str(port)]
-        command += ["--no-metrics", "--bridge-port", "0", "--dtype", args.dtype]
+        command += ["--no-bridge", "--dtype", args.dtype]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             single, many = asyncio.run(rates(f"127.0.0.1:{port}", args.npcs, args.tokens))

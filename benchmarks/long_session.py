@@ -129,7 +129,7 @@ def main() -> None:
         cast = ROOT / "npc_runtime" / "assets" / "village" / "cast"
         command = [sys.executable, "-m", "npc_runtime.cli", "serve", "--cast", str(cast)]
         command += ["--data-dir", str(data), "--port", str(port), "--no-metrics"]
-        command += ["--bridge-port", "0", "--dtype", args.dtype]
+        command += ["--no-bridge", "--dtype", args.dtype]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             print(f"session of {args.turns} turns, embedded model, --dtype {args.dtype}")

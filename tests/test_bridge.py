@@ -412,7 +412,10 @@ def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
         return cli._serve_config(cli._parser().parse_args(argv))
 
     assert config().bridge_port == 50052 and config().bridge_origins == ()
-    assert config("--bridge-port", "0").bridge_port is None
+    # 0 picks a free port (a game reads which from the readiness line); --no-bridge: none.
+    assert config("--bridge-port", "0").bridge_port == 0
+    assert config("--no-bridge").bridge_port is None
+    assert config().metrics_port is None and config("--metrics-port", "0").metrics_port == 0
     changed = config("--bridge-max-frame-bytes", "1000", "--bridge-origin", "https://a.b")
     assert changed.bridge_max_frame_bytes == 1000 and changed.bridge_origins == ("https://a.b",)
 
