@@ -42,7 +42,9 @@ def test_peft_export_gives_the_same_logits(trained_cast_dir, tiny_base, tmp_path
         assert (auto(ids).logits - ours).abs().max().item() <= 1e-4
 
 
-def test_a_gguf_base_is_exported_as_a_folder_transformers_loads(tmp_path):
+def test_the_embedded_gguf_converts_to_the_folder_an_export_names():
+    """Only the conversion export_peft relies on (no cast on a GGUF base is exported
+    here): the embedded GGUF becomes a folder transformers loads without gguf_file."""
     from npc_runtime.base_model import default_base_path, hf_folder
 
     folder = hf_folder(default_base_path())  # the embedded GGUF, converted once
