@@ -9,7 +9,10 @@ machine with no Python installed.
                                  converted here once, so players never wait for that)
       cast/                      the cast
       LICENSES/                  this project's licence and every bundled component's
-      bundle.json                how to start it: the command line, relative to BUNDLE
+      .gdignore                  so that Godot does not import it as assets
+      bundle.json                how to start it: the command line, where a launcher puts
+                                 the bundle's absolute path for "{bundle}" (Godot's
+                                 OS.create_process has no working directory to set)
 
 PyInstaller because it is maintained, freezes PyTorch and transformers with the hooks it
 ships (pyinstaller-hooks-contrib), and builds for the platform it runs on: build the
@@ -36,6 +39,7 @@ from .neeko.store import read_manifest, verify_cast
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = "npc-runtime.exe" if sys.platform == "win32" else "npc-runtime"
+BUNDLE = "{bundle}"  # in bundle.json: the bundle folder's absolute path, put in by launchers
 # Distributions whose files transformers and friends read at run time (versions).
 METADATA = [
     "torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "tqdm",
@@ -68,8 +72,10 @@ def build_bundle(
     shutil.copytree(hf_folder(base_path), out / "model")
     shutil.copytree(cast, out / "cast")
     _licenses(out / "LICENSES")
-    command = ["daemon/" + EXE, "serve", "--cast", "cast", "--base", "model", "--dtype", dtype]
+    command = [f"{BUNDLE}/daemon/{EXE}", "serve", "--cast", f"{BUNDLE}/cast"]
+    command += ["--base", f"{BUNDLE}/model", "--dtype", dtype]
     (out / "bundle.json").write_text(json.dumps({"command": command}, indent=1) + "\n")
+    (out / ".gdignore").write_text("")  # inside a Godot project: not assets to import
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return BundleReport(out, size, time.perf_counter() - started)
 

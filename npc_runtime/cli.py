@@ -189,6 +189,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="shut down cleanly when this process (the game) exits, however it exits",
     )
+    p.add_argument(
+        "--stop-on-stdin-close",
+        action="store_true",
+        help="shut down cleanly when standard input closes: the game closes its pipe to "
+        "stop the daemon (works on every OS, and a crashed game closes it too)",
+    )
     p.add_argument("--token-file", help="read the token from this file (not visible in ps)")
     p.add_argument("--admin-token-file", help="read the admin token from this file")
     p.add_argument(
@@ -533,12 +539,12 @@ def cmd_serve(args) -> int:
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     ready = Path(args.ready_file) if args.ready_file else None
     try:
-        asyncio.run(serve(_serve_config(args), ready, args.parent_pid))
+        asyncio.run(serve(_serve_config(args), ready, args.parent_pid, args.stop_on_stdin_close))
     except Exception as exc:
         code = _startup_code(exc)
         if code is None:
             raise
-        announce(error_record(code, str(exc)), None)  # for the game, on stdout
+        announce(error_record(code, str(exc)), ready)  # for the game: stdout, ready file
         print(f"npc-runtime: error: {exc}", file=sys.stderr)  # for people
         return 2
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from bridge_harness import Conn
@@ -34,13 +35,13 @@ def test_the_bundle_holds_what_a_game_ships(bundle):
     assert any((bundle / "LICENSES" / "torch").iterdir())
     assert (bundle / "model" / "config.json").exists() and (bundle / "cast" / "cast.json").exists()
     command = json.loads((bundle / "bundle.json").read_text())["command"]
-    assert (bundle / command[0]).is_file()
+    assert Path(command[0].replace("{bundle}", str(bundle))).is_file()
+    assert (bundle / ".gdignore").exists()
 
 
 def test_the_bundle_serves_with_no_python_installed(bundle, tmp_path):
     spec = json.loads((bundle / "bundle.json").read_text())["command"]
-    command = [str(bundle / spec[0]), *spec[1:]]
-    command = [str(bundle / a) if a in ("cast", "model") else a for a in command]
+    command = [arg.replace("{bundle}", str(bundle)) for arg in spec]  # as launchers do
     command += ["--port", "0", "--bridge-port", "0", "--data-dir", str(tmp_path / "data")]
     daemon = subprocess.Popen(
         ["env", "-i", f"HOME={tmp_path}", *command],

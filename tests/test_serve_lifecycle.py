@@ -20,12 +20,12 @@ from npc_runtime.client import NpcClient, NpcRuntimeError
 TOKEN = "from-a-file"
 
 
-def serve(cast, base, data, *extra) -> subprocess.Popen:
+def serve(cast, base, data, *extra, stdin=None) -> subprocess.Popen:
     command = [sys.executable, "-m", "npc_runtime.cli", "serve", "--cast", str(cast)]
     command += ["--base", str(base), "--data-dir", str(data), *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
 
 
@@ -102,6 +102,27 @@ def test_a_parent_already_gone_stops_the_daemon_at_once(tmp_path, trained_cast_d
     assert time.monotonic() - started < 120
 
 
+def test_closing_its_standard_input_stops_the_daemon_cleanly(tmp_path, trained_cast_dir, tiny_base):
+    """How a game stops its daemon on any OS (Mono and Windows have no SIGTERM to send)."""
+    daemon = serve(trained_cast_dir, tiny_base, tmp_path / "d", "--port", "0", "--no-bridge",
+                   "--stop-on-stdin-close", stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        record = first_line(daemon)
+        with NpcClient(f"127.0.0.1:{record['port']}") as client:
+            assert client.status().npc_count == 3
+        daemon.stdin.write("anything the game writes is ignored\n")
+        daemon.stdin.flush()
+        time.sleep(0.5)
+        assert daemon.poll() is None  # input alone does not stop it; its end does
+        daemon.stdin.close()
+        assert daemon.wait(60) == 0
+        assert "standard input closed: shutting down" in daemon.stderr.read()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.wait()
+
+
 @pytest.mark.parametrize("problem", ["model_missing", "cast_damaged", "bad_option"])
 def test_start_up_errors_are_one_json_line_with_a_code(
     tmp_path, trained_cast_dir, tiny_base, problem
@@ -114,9 +135,13 @@ def test_start_up_errors_are_one_json_line_with_a_code(
         cast.mkdir()
     else:
         extra = ["--token-file", str(tmp_path / "missing-token")]
-    proc = serve(cast, base, tmp_path / "d", "--port", "0", "--no-bridge", *extra)
+    ready = tmp_path / "ready.json"
+    proc = serve(
+        cast, base, tmp_path / "d", "--port", "0", "--no-bridge", "--ready-file", str(ready), *extra
+    )
     assert proc.wait(120) == 2
     record = first_line(proc)
     assert record == {"event": "error", "code": problem, "message": record["message"]}
+    assert json.loads(ready.read_text()) == record  # for games that cannot read stdout
     assert proc.stdout.read() == ""  # one line
     assert proc.stderr.read().strip().splitlines()[-1] == f"npc-runtime: error: {record['message']}"

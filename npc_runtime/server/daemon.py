@@ -31,6 +31,7 @@ from .lifecycle import (
     announce,
     parent_exit,
     ready_record,
+    stdin_closed,
 )
 from .logs import RedactSecrets, redact_root_handlers, remove_from_root_handlers
 from .service import NpcService
@@ -210,28 +211,35 @@ class Daemon:
 
 
 async def serve(
-    config: ServerConfig, ready_file: Path | None = None, parent_pid: int | None = None
+    config: ServerConfig,
+    ready_file: Path | None = None,
+    parent_pid: int | None = None,
+    stop_on_stdin_close: bool = False,
 ) -> None:
-    """Run until SIGTERM or SIGINT, or until process parent_pid exits, then shut down
-    gracefully. Once serving, announce readiness: one JSON line on stdout (and in
-    ready_file)."""
+    """Run until SIGTERM or SIGINT, until process parent_pid exits, or (when asked) until
+    standard input closes, then shut down gracefully. Once serving, announce readiness:
+    one JSON line on stdout (and in ready_file)."""
     daemon = Daemon(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watch = None
+    watches: dict[asyncio.Future, str] = {}
     if parent_pid is not None:
-        watch = asyncio.ensure_future(parent_exit(parent_pid))
+        watches[asyncio.ensure_future(parent_exit(parent_pid))] = f"process {parent_pid} has exited"
+    if stop_on_stdin_close:
+        watches[asyncio.ensure_future(stdin_closed())] = "standard input closed"
+    for watch in watches:
         watch.add_done_callback(lambda _: stop.set())
     try:
         await daemon.start()
         announce(ready_record(daemon), ready_file)
         await stop.wait()
-        if watch is not None and watch.done():
-            log.info("process %d has exited: shutting down", parent_pid)
+        for watch, why in watches.items():
+            if watch.done():
+                log.info("%s: shutting down", why)
         log.info("shutting down (grace %.0f s)", config.grace_seconds)
     finally:
-        if watch is not None:
+        for watch in watches:
             watch.cancel()
         await daemon.stop()

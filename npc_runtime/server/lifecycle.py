@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,19 @@ def ready_record(daemon) -> dict[str, Any]:
 
 def announce(record: dict[str, Any], ready_file: Path | None) -> None:
     """One JSON line on stdout, and the same object in ready_file (written whole: a
-    reader never sees half of it)."""
+    reader never sees half of it). A start-up error goes there too, so that a game that
+    cannot read the daemon's stdout (Godot's OS.create_process) learns its code."""
     line = json.dumps(record, ensure_ascii=False)
-    if ready_file is not None and record["event"] == "ready":  # first: a reader of stdout
-        tmp = ready_file.with_name(f".{ready_file.name}.tmp")  # may look for it next
-        tmp.write_text(line + "\n", encoding="utf-8")
-        os.replace(tmp, ready_file)
+    if ready_file is not None:  # first: a reader of stdout may look for it next
+        try:
+            tmp = ready_file.with_name(f".{ready_file.name}.tmp")
+            tmp.write_text(line + "\n", encoding="utf-8")
+            os.replace(tmp, ready_file)
+        except OSError as exc:
+            if record["event"] == "ready":
+                raise StartupError(
+                    BAD_OPTION, f"cannot write the ready file {ready_file}: {exc}"
+                ) from None
     print(line, flush=True)
 
 
@@ -133,6 +141,24 @@ async def parent_exit(pid: int) -> None:
         return
     while _alive(pid):
         await asyncio.sleep(0.5)
+
+
+async def stdin_closed() -> None:
+    """Return once standard input reaches its end: the game closed its end of the pipe,
+    or died (the pipe closes with it, on every OS). The game's way to stop the daemon
+    cleanly without signals, which Windows and Mono's Process lack."""
+    closed = asyncio.get_running_loop().create_future()
+
+    def read() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:  # no standard input at all: as good as closed
+            pass
+        closed.get_loop().call_soon_threadsafe(lambda: closed.done() or closed.set_result(None))
+
+    threading.Thread(target=read, name="stdin-watch", daemon=True).start()
+    await closed
 
 
 def _alive(pid: int) -> bool:
