@@ -23,11 +23,15 @@ GD_FILES = sorted(GODOT.rglob("*.gd"))
 
 def test_the_addon_and_example_files_exist():
     names = {p.relative_to(GODOT).as_posix() for p in GODOT.rglob("*") if p.is_file()}
-    for name in ("plugin.cfg", "plugin.gd", "npc_runtime.gd", "npc_speaker.gd"):
+    addon = ("plugin.cfg", "plugin.gd", "npc_runtime.gd", "npc_speaker.gd", "npc_reply.gd")
+    for name in (*addon, "npc_daemon.gd"):
         assert f"addons/npc_runtime/{name}" in names
-    for name in ("project.godot", "main.tscn", "main.gd"):
+    for name in ("main.tscn", "main.gd"):
         assert f"example/{name}" in names
-    project = (GODOT / "example" / "project.godot").read_text()
+    # The example project is clients/godot itself: no symlink, so it opens on Windows too.
+    assert not [p for p in (ROOT / "clients").rglob("*") if p.is_symlink()]
+    project = (GODOT / "project.godot").read_text()
+    assert 'run/main_scene="res://example/main.tscn"' in project
     assert 'NpcRuntime="*res://addons/npc_runtime/npc_runtime.gd"' in project
     assert "res://addons/npc_runtime/plugin.cfg" in project
 
@@ -75,8 +79,8 @@ def _signals(frames: list[dict], method: str) -> list[tuple]:
                     text = event[kind].get("text", "") if kind != "started" else ""
                     out.append((kind, text))
                     break
-        elif "response" in frame:
-            out.append((method, frame["response"]))
+        elif "response" in frame:  # unary signals carry the call's id
+            out.append((method, int(frame["id"]), frame["response"]))
     return out
 
 
@@ -111,9 +115,38 @@ def _check_what_the_addon_reads(method: str | None, frames: list[dict]) -> None:
         tokens = "".join(text for kind, text in signals if kind == "token")
         assert signals[-1][1] == tokens.strip()
     elif method == "ListNpcs":
-        (npcs,) = (s[1]["npcs"] for s in signals)
+        (npcs,) = (s[2]["npcs"] for s in signals)
         assert {n["profile"]["id"] for n in npcs} >= {"brann", "marla"}
         assert all(isinstance(n["profile"]["name"], str) for n in npcs)
     elif method == "GetSession":
-        (session,) = (s[1] for s in signals)
+        (session,) = (s[2] for s in signals)
         assert all(isinstance(t["speaker_name"], str) for t in session["turns"])
+
+
+def test_each_speak_call_has_a_reply_of_its_own():
+    """Events reach the NpcReply of the call whose frame id they carry, never every
+    listener of an NPC: NpcSpeaker no longer filters by NPC id."""
+    runtime = (ADDON / "npc_runtime.gd").read_text()
+    assert "-> NpcReply:" in runtime and "NpcReply.new(_next_id" in runtime
+    assert '_handle_event(entry["reply"], frame["event"])' in runtime
+    speaker = (ADDON / "npc_speaker.gd").read_text()
+    assert "_runtime.speak(" in speaker and "speaker == npc_id" not in speaker
+    reply = (ADDON / "npc_reply.gd").read_text()
+    for name in ("started", "token", "sentence", "completed", "failed"):
+        assert f"signal {name}(" in reply
+
+
+def test_the_launcher_reads_what_the_daemon_and_bundle_write():
+    """npc_daemon.gd's contract with `serve` and `bundle` (no Godot binary here to run it):
+    the ready file's keys it reads, the {bundle} placeholder, the options it passes."""
+    launcher = (ADDON / "npc_daemon.gd").read_text()
+    for option in ("--port", "--bridge-port", "--ready-file", "--parent-pid", "--data-dir"):
+        assert f'"{option}"' in launcher
+    assert '.replace("{bundle}", bundle_dir)' in launcher
+    from npc_runtime.bundle import BUNDLE
+    from npc_runtime.server.lifecycle import error_record
+
+    assert BUNDLE == "{bundle}"
+    assert set(error_record("x", "y")) == {"event", "code", "message"}
+    runtime = (ADDON / "npc_runtime.gd").read_text()
+    assert 'info.get("bridge_port"' in runtime and 'info.get("host"' in runtime

@@ -23,6 +23,13 @@ func _ready() -> void:
 		speaker.error.connect(_on_error)
 	NpcRuntime.connected.connect(func() -> void: _status.text = "connected")
 	NpcRuntime.disconnected.connect(func() -> void: _status.text = "reconnecting...")
+	# With npc_runtime/bundle_path set, the autoload runs the daemon itself:
+	NpcRuntime.daemon_ready.connect(
+		func(info: Dictionary) -> void: _status.text = "daemon ready: %d NPCs" % info["npc_count"]
+	)
+	NpcRuntime.daemon_failed.connect(
+		func(code: String, message: String) -> void: _on_error(0, code, message)
+	)
 	_input.text_submitted.connect(_on_text_submitted)
 
 

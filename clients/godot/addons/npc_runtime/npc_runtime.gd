@@ -12,12 +12,18 @@ extends Node
 ## id and an "event" (Speak), a "response" (unary calls) or an "error" {code, message};
 ## the last frame of a call has "done": true.
 ##
-## Every call returns a request id (an int; the frame id is that int as a string).
-## Results arrive as signals carrying that id. Calls made while disconnected are queued
-## and sent once connected; calls in flight when the connection drops end with an
+## speak() returns an NpcReply (npc_reply.gd) with signals of its own; every other call
+## returns a request id (an int; the frame id is that int as a string), carried by the
+## signals that answer it. Calls made while disconnected are queued and sent once
+## connected; calls in flight when the connection drops end with an
 ## error(request_id, "UNAVAILABLE", ...) (the daemon cancels them when it closes).
+##
+## With the project setting npc_runtime/bundle_path (a folder written by `npc-runtime
+## bundle`), the autoload starts that daemon itself (npc_daemon.gd), connects once it is
+## ready, restarts it if it dies, and the daemon stops when the game does.
 
-## A token of a Speak reply (a text delta: concatenated, they make the reply).
+## A token of a Speak reply (a text delta: concatenated, they make the reply). The
+## NpcReply that speak() returned has the same events for its call alone.
 signal token_received(npc_id: String, request_id: int, text: String)
 ## A complete sentence of a Speak reply (for subtitles or text-to-speech).
 signal sentence_completed(npc_id: String, request_id: int, text: String)
@@ -31,19 +37,31 @@ signal reply_started(npc_id: String, request_id: int, info: Dictionary)
 ## not attribute to a call.
 signal error(request_id: int, code: String, message: String)
 ## register_npc() succeeded: npc is the registered Npc {profile, kind, blend}.
-signal npc_registered(npc: Dictionary)
+signal npc_registered(request_id: int, npc: Dictionary)
 ## list_npcs(): npcs is an Array of Npc dictionaries {profile: {id, name, ...}, ...}.
-signal npcs_listed(npcs: Array)
+signal npcs_listed(request_id: int, npcs: Array)
 ## get_session(): session is {id, turns: [{seq, speaker_kind, npc_id, speaker_name,
-## text, ...}], ...}.
-signal session_received(session: Dictionary)
+## text, ...}], next_page_token, turn_count, ...}.
+signal session_received(request_id: int, session: Dictionary)
 ## Any other unary call made with call_method().
 signal response_received(request_id: int, method: String, response: Dictionary)
 signal connected
 signal disconnected
+## The bundled daemon serves: info is its readiness {pid, port, bridge_port, npc_count, ...}.
+signal daemon_ready(info: Dictionary)
+## The bundled daemon died; restarting says whether it is being started again.
+signal daemon_exited(restarting: bool)
+## The bundled daemon could not start or died once too often: its start-up code
+## (model_missing, data_dir_locked, ...), "exited" or "DEADLINE_EXCEEDED", and why.
+signal daemon_failed(code: String, message: String)
 
+const NpcReply := preload("npc_reply.gd")
+const NpcDaemon := preload("npc_daemon.gd")
 const URL_SETTING := "npc_runtime/url"
 const TOKEN_SETTING := "npc_runtime/token"
+const BUNDLE_SETTING := "npc_runtime/bundle_path"
+## Where a started daemon keeps its sessions.
+const DAEMON_DATA_DIR := "user://npc-runtime"
 const DEFAULT_URL := "ws://127.0.0.1:50052"
 const MIN_BACKOFF := 0.5
 const MAX_BACKOFF := 10.0
@@ -61,10 +79,12 @@ var _open: bool = false
 var _retry_in: float = 0.0
 var _backoff: float = MIN_BACKOFF
 var _next_id: int = 1
-## request id -> {"method": String, "npc_id": String, "sent": bool}
+## request id -> {"method": String, "reply": NpcReply or null, "sent": bool}
 var _calls: Dictionary = {}
 ## Frames (JSON text) waiting for the connection: [request id, text] pairs.
 var _outbox: Array = []
+## The daemon this autoload started (start_daemon()), or null.
+var _daemon: NpcDaemon = null
 
 
 func _ready() -> void:
@@ -73,9 +93,16 @@ func _ready() -> void:
 	var env_token := OS.get_environment("NPC_RUNTIME_TOKEN")
 	if token.is_empty() and not env_token.is_empty():
 		token = env_token
+	var bundle := str(ProjectSettings.get_setting(BUNDLE_SETTING, ""))
+	if not bundle.is_empty():
+		start_daemon(bundle)
 
 
 func _process(delta: float) -> void:
+	if _daemon != null:
+		_daemon.poll(delta)
+		if _daemon.info.is_empty():
+			return  # nothing to connect to until it serves
 	if _peer == null:
 		_retry_in -= delta
 		if _retry_in <= 0.0:
@@ -101,19 +128,49 @@ func is_connected_to_daemon() -> bool:
 	return _open
 
 
+## Starts the daemon of a bundle folder (absolute, or relative to the project folder in
+## the editor and to the game's executable when exported) and connects once it serves;
+## daemon_ready, daemon_exited and daemon_failed follow. The bundle_path setting calls it
+## at start-up. Calls made before it is ready are sent once it is.
+func start_daemon(bundle_path: String, extra_args := PackedStringArray()) -> bool:
+	stop_daemon()
+	_daemon = NpcDaemon.new()
+	_daemon.bundle_dir = NpcDaemon.bundle_folder(bundle_path)
+	_daemon.data_dir = ProjectSettings.globalize_path(DAEMON_DATA_DIR)
+	_daemon.extra_args = extra_args
+	_daemon.ready.connect(_on_daemon_ready)
+	_daemon.exited.connect(_on_daemon_exited)
+	_daemon.failed.connect(func(code: String, why: String) -> void: daemon_failed.emit(code, why))
+	return _daemon.start()
+
+
+## Kills the started daemon (it is not restarted); calls in flight end with UNAVAILABLE.
+func stop_daemon() -> void:
+	if _daemon == null:
+		return
+	_daemon.stop()
+	_daemon = null
+	_drop_connection()
+
+
+## The started daemon's readiness (empty while none serves).
+func daemon_info() -> Dictionary:
+	return _daemon.info if _daemon != null else {}
+
+
 ## The NPC npc_id replies to the player's text in a session (default_session_id when
 ## empty). sampling: {max_tokens, temperature, top_p, top_k, seed, ...} (proto Sampling).
-## Returns the request id that token_received, sentence_completed, reply_completed and
-## error carry.
-func speak(npc_id: String, text: String, session_id := "", sampling: Dictionary = {}) -> int:
-	var request := {
-		"npc_id": npc_id,
-		"session_id": session_id if not session_id.is_empty() else default_session_id,
-		"text": text,
-	}
+## Returns the call's NpcReply: connect its token, sentence, completed and failed signals
+## (or await reply.completed). The autoload's token_received, sentence_completed,
+## reply_completed and error signals carry its request_id too.
+func speak(npc_id: String, text: String, session_id := "", sampling: Dictionary = {}) -> NpcReply:
+	var session := session_id if not session_id.is_empty() else default_session_id
+	var request := {"npc_id": npc_id, "session_id": session, "text": text}
 	if not sampling.is_empty():
 		request["sampling"] = sampling
-	return _call("Speak", request, npc_id)
+	var reply := NpcReply.new(_next_id, npc_id, session, cancel)
+	_call("Speak", request, reply)
+	return reply
 
 
 ## Registers a new NPC from a profile {id, name, profile, style?, greeting?, examples?};
@@ -132,8 +189,7 @@ func cancel(request_id: int) -> void:
 			if _outbox[i][0] == request_id:
 				_outbox.remove_at(i)
 				break
-		_calls.erase(request_id)
-		error.emit(request_id, "CANCELLED", "cancelled before it was sent")
+		_fail(request_id, "CANCELLED", "cancelled before it was sent")
 		return
 	_send_frame(request_id, {"id": str(request_id), "cancel": true})
 
@@ -161,17 +217,15 @@ func call_method(method: String, request: Dictionary) -> int:
 
 ## Closes the connection (in-flight calls end with UNAVAILABLE) and connects again.
 func reconnect() -> void:
-	if _peer != null:
-		_peer.close()
-		_on_closed()
+	_drop_connection()
 	_backoff = MIN_BACKOFF
 	_retry_in = 0.0
 
 
-func _call(method: String, request: Dictionary, npc_id := "") -> int:
+func _call(method: String, request: Dictionary, reply: NpcReply = null) -> int:
 	var request_id := _next_id
 	_next_id += 1
-	_calls[request_id] = {"method": method, "npc_id": npc_id, "sent": false}
+	_calls[request_id] = {"method": method, "reply": reply, "sent": false}
 	var frame := {"id": str(request_id), "method": method, "request": request}
 	_send_frame(request_id, frame)
 	return request_id
@@ -208,6 +262,12 @@ func _open_peer() -> void:
 		_schedule_retry()
 
 
+func _drop_connection() -> void:
+	if _peer != null:
+		_peer.close()
+		_on_closed()
+
+
 func _on_closed() -> void:
 	var was_open := _open
 	_peer = null
@@ -217,8 +277,7 @@ func _on_closed() -> void:
 		if _calls[request_id]["sent"]:
 			lost.append(request_id)
 	for request_id in lost:
-		_calls.erase(request_id)
-		error.emit(request_id, "UNAVAILABLE", "the connection to the npc-runtime daemon closed")
+		_fail(request_id, "UNAVAILABLE", "the connection to the npc-runtime daemon closed")
 	if was_open:
 		disconnected.emit()
 	_schedule_retry()
@@ -238,19 +297,30 @@ func _handle_text(text: String) -> void:
 	var request_id: int = int(frame_id) if frame_id.is_valid_int() else 0
 	var entry: Dictionary = _calls.get(request_id, {})
 	var method := str(entry.get("method", ""))
-	var npc_id := str(entry.get("npc_id", ""))
 	if frame.has("error"):
 		var err: Dictionary = frame["error"]
-		error.emit(request_id, str(err.get("code", "UNKNOWN")), str(err.get("message", "")))
-	elif frame.has("event"):
-		_handle_event(npc_id, request_id, frame["event"])
+		_fail(request_id, str(err.get("code", "UNKNOWN")), str(err.get("message", "")))
+	elif frame.has("event") and entry.get("reply") != null:
+		_handle_event(entry["reply"], frame["event"])
 	elif frame.has("response"):
 		_handle_response(method, request_id, frame["response"])
 	if frame.get("done", false):
 		_calls.erase(request_id)
 
 
-func _handle_event(npc_id: String, request_id: int, event: Dictionary) -> void:
+## Ends a call with an error: its reply's failed signal, then the autoload's error.
+func _fail(request_id: int, code: String, message: String) -> void:
+	var entry: Dictionary = _calls.get(request_id, {})
+	_calls.erase(request_id)
+	if entry.get("reply") != null:
+		entry["reply"]._on_error(code, message)
+	error.emit(request_id, code, message)
+
+
+func _handle_event(reply: NpcReply, event: Dictionary) -> void:
+	reply._on_event(event)
+	var npc_id := reply.npc_id
+	var request_id := reply.request_id
 	if event.has("token"):
 		token_received.emit(npc_id, request_id, str(event["token"].get("text", "")))
 	elif event.has("sentence"):
@@ -265,10 +335,21 @@ func _handle_event(npc_id: String, request_id: int, event: Dictionary) -> void:
 func _handle_response(method: String, request_id: int, response: Dictionary) -> void:
 	match method:
 		"ListNpcs":
-			npcs_listed.emit(response.get("npcs", []))
+			npcs_listed.emit(request_id, response.get("npcs", []))
 		"GetSession":
-			session_received.emit(response)
+			session_received.emit(request_id, response)
 		"RegisterNpc":
-			npc_registered.emit(response)
+			npc_registered.emit(request_id, response)
 		_:
 			response_received.emit(request_id, method, response)
+
+
+func _on_daemon_ready(info: Dictionary) -> void:
+	url = "ws://%s:%d" % [str(info.get("host", "127.0.0.1")), int(info.get("bridge_port", 0))]
+	reconnect()
+	daemon_ready.emit(info)
+
+
+func _on_daemon_exited(restarting: bool) -> void:
+	_drop_connection()  # its calls in flight end with UNAVAILABLE now, not at a timeout
+	daemon_exited.emit(restarting)
