@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The Unity client's NUnit tests, outside Unity: compile Runtime (all but the Unity-only
-# files) and Tests with Mono's mcs, start a daemon on loopback (embedded model, bundled
-# village cast, free ports), run nunit-console against its bridge, stop the daemon.
+# The Unity client's NUnit tests, outside Unity: compile Runtime and Tests with Mono's
+# mcs (the Unity-only files, inside #if UNITY_5_3_OR_NEWER, are compiled once more against
+# CompileCheck~'s declarations of the UnityEngine API they use, to catch errors there),
+# start a daemon on loopback (embedded model, bundled village cast, free ports), run
+# nunit-console against its bridge (DaemonTests start and kill daemons of their own
+# through NpcRuntimeDaemon), stop the daemon.
 # Needs: mono-mcs mono-runtime nunit-console libnunit-cil-dev; npc-runtime ($NPC_RUNTIME,
 # default .venv/bin/npc-runtime, else the one on PATH).
 set -euo pipefail
@@ -29,8 +32,15 @@ trap cleanup EXIT
 
 # Build (C# 7.2, no Unity): the library, then the tests against it.
 nunit_dll="$(ls /usr/lib/cli/nunit.framework-2.6*/nunit.framework.dll | head -n1)"
-mapfile -t runtime_src < <(find "$here/Runtime" -name '*.cs' ! -name 'Unity*.cs' | sort)
+mapfile -t runtime_src < <(find "$here/Runtime" -name '*.cs' | sort)
 mcs -langversion:7.2 -warnaserror+ -target:library -out:"$work/NpcRuntime.Runtime.dll" "${runtime_src[@]}"
+mcs -langversion:7.2 -warnaserror+ -target:library -out:"$work/UnityEngine.dll" "$here/CompileCheck~/UnityEngine.cs"
+mcs -langversion:7.2 -warnaserror+ -target:library -define:UNITY_5_3_OR_NEWER -r:"$work/UnityEngine.dll" \
+  -out:"$work/NpcRuntime.Runtime.Unity.dll" "${runtime_src[@]}"
+for sample in "$here"/Samples~/*/; do
+  mcs -langversion:7.2 -warnaserror+ -target:library -define:UNITY_5_3_OR_NEWER -r:"$work/UnityEngine.dll" \
+    -r:"$work/NpcRuntime.Runtime.Unity.dll" -out:"$work/Sample.dll" "$sample"*.cs
+done
 mcs -langversion:7.2 -target:library -out:"$work/NpcRuntime.Tests.dll" \
   -r:"$work/NpcRuntime.Runtime.dll" -r:"$nunit_dll" "$here"/Tests/*.cs
 cp "$nunit_dll" "$work/"
@@ -62,6 +72,7 @@ for _ in $(seq 1 600); do
 done
 
 export NPC_RUNTIME_BRIDGE_URL="ws://127.0.0.1:$bridge_port"
+export NPC_RUNTIME_EXE="$npc"
 export NPC_RUNTIME_TEST_MAX_TOKENS="${NPC_RUNTIME_TEST_MAX_TOKENS:-8}"
 status=0
 (cd "$work" && timeout 600 nunit-console -nologo -noshadow -labels \

@@ -246,29 +246,42 @@ namespace NpcRuntime
             return obj != null && obj.TryGetValue(key, out value) ? value : null;
         }
 
-        public static string Str(this Dictionary<string, object> obj, string key)
+        public static string Str(this Dictionary<string, object> obj, string key) { return AsString(obj.Get(key)); }
+
+        public static double Num(this Dictionary<string, object> obj, string key) { return AsDouble(obj.Get(key)); }
+
+        public static int Int(this Dictionary<string, object> obj, string key) { return (int)AsLong(obj.Get(key)); }
+
+        public static bool Bool(this Dictionary<string, object> obj, string key) { return AsBool(obj.Get(key)); }
+
+        // One value of the proto3 JSON mapping, read leniently: a wrong type gives the default.
+
+        public static string AsString(object v)
         {
-            var v = obj.Get(key);
             return v == null ? "" : Convert.ToString(v, CultureInfo.InvariantCulture);
         }
 
-        public static double Num(this Dictionary<string, object> obj, string key)
+        public static bool AsBool(object v) { return v is bool && (bool)v; }
+
+        /// <summary>A number, or a string holding one ("NaN" and "Infinity" included).</summary>
+        public static double AsDouble(object v)
         {
-            var v = obj.Get(key);
-            if (v == null) return 0;
             if (v is double) return (double)v;
             double d;
-            // 64-bit integers arrive as strings in the proto3 JSON mapping.
-            return double.TryParse(Convert.ToString(v, CultureInfo.InvariantCulture), NumberStyles.Float, CultureInfo.InvariantCulture, out d) ? d : 0;
+            var s = v as string;
+            return s != null && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d) ? d : 0;
         }
 
-        public static int Int(this Dictionary<string, object> obj, string key) { return (int)obj.Num(key); }
-
-        public static bool Bool(this Dictionary<string, object> obj, string key)
+        /// <summary>An integer: 64-bit ones arrive as strings in the proto3 JSON mapping.</summary>
+        public static long AsLong(object v)
         {
-            var v = obj.Get(key);
-            return v is bool && (bool)v;
+            if (v is double) return (long)(double)v;
+            long n;
+            var s = v as string;
+            return s != null && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out n) ? n : 0;
         }
+
+        public static List<object> AsList(object v) { return v as List<object> ?? new List<object>(); }
 
         public static Dictionary<string, object> Obj(this Dictionary<string, object> obj, string key)
         {

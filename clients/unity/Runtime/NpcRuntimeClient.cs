@@ -19,7 +19,7 @@ namespace NpcRuntime
     {
         public const string DefaultUrl = "ws://127.0.0.1:50052";
 
-        readonly Uri uri;
+        Uri uri;
         readonly IMainThreadDispatcher dispatcher;
         readonly SemaphoreSlim sendLock = new SemaphoreSlim(1, 1);
         readonly SemaphoreSlim connectLock = new SemaphoreSlim(1, 1);
@@ -41,6 +41,22 @@ namespace NpcRuntime
         }
 
         public string Token { get; set; }
+
+        /// <summary>
+        /// The bridge. Setting another one (a restarted daemon on a new port) drops the
+        /// connection: calls in flight fail with UNAVAILABLE, the next call connects there.
+        /// </summary>
+        public string Url
+        {
+            get { return uri.ToString(); }
+            set
+            {
+                var next = new Uri(value);
+                if (next == uri) return;
+                uri = next;
+                Disconnect();
+            }
+        }
         /// <summary>Connection attempts per call before it fails with UNAVAILABLE.</summary>
         public int MaxConnectAttempts { get; set; } = 5;
         /// <summary>The first wait between attempts; each next one doubles, up to MaxBackoff.</summary>
@@ -57,19 +73,16 @@ namespace NpcRuntime
         {
             string id = NewId();
             var reply = new SpeakReply(this, id, npcId, sessionId);
-            var request = new Dictionary<string, object>
-            {
-                { "npc_id", npcId ?? "" }, { "session_id", sessionId ?? "" }, { "text", text ?? "" },
-            };
+            var request = new SpeakRequest { NpcId = npcId ?? "", SessionId = sessionId ?? "", Text = text ?? "" };
             if (options != null)
             {
-                var sampling = options.SamplingJson();
-                if (sampling.Count > 0) request["sampling"] = sampling;
-                if (options.SpeakerName != null) request["speaker_name"] = options.SpeakerName;
+                var sampling = options.ToSampling();
+                if (sampling.ToJson().Count > 0) request.Sampling = sampling;
+                request.SpeakerName = options.SpeakerName;
             }
-            Start(id, "Speak", request, frame =>
+            Start(id, "Speak", request.ToJson(), frame =>
             {
-                var ev = frame.Obj("event");
+                var ev = SpeakEvent.FromJson(frame.Obj("event"));
                 if (ev != null) dispatcher.Post(() => reply.HandleEvent(ev));
                 if (frame.Bool("done"))
                 {
@@ -83,26 +96,41 @@ namespace NpcRuntime
         /// <summary>Adds an NPC to the running cast from its profile (fusion; no restart).</summary>
         public async Task<Npc> RegisterNpc(NpcProfile profile)
         {
-            var r = await Call("RegisterNpc", new Dictionary<string, object> { { "profile", profile.ToJson() } }).ConfigureAwait(false);
+            var request = new RegisterNpcRequest { Profile = profile };
+            var r = await Call("RegisterNpc", request.ToJson()).ConfigureAwait(false);
             return Npc.FromJson(r);
         }
 
         public async Task<List<Npc>> ListNpcs()
         {
             var r = await Call("ListNpcs", new Dictionary<string, object>()).ConfigureAwait(false);
-            return r.List("npcs").Select(n => Npc.FromJson((Dictionary<string, object>)n)).ToList();
+            return ListNpcsResponse.FromJson(r).Npcs;
         }
 
         public async Task<Npc> GetNpc(string npcId)
         {
-            var r = await Call("GetNpc", new Dictionary<string, object> { { "npc_id", npcId } }).ConfigureAwait(false);
+            var r = await Call("GetNpc", new GetNpcRequest { NpcId = npcId ?? "" }.ToJson()).ConfigureAwait(false);
             return Npc.FromJson(r);
+        }
+
+        /// <summary>Removes an NPC from the running cast (admin); returns it as it was.</summary>
+        public async Task<Npc> RemoveNpc(string npcId)
+        {
+            var r = await Call("RemoveNpc", new RemoveNpcRequest { NpcId = npcId ?? "" }.ToJson()).ConfigureAwait(false);
+            return RemoveNpcResponse.FromJson(r).Removed;
+        }
+
+        /// <summary>What the daemon runs and how busy it is.</summary>
+        public async Task<Status> GetStatus()
+        {
+            var r = await Call("GetStatus", new GetStatusRequest().ToJson()).ConfigureAwait(false);
+            return Status.FromJson(r);
         }
 
         /// <summary>Cancels a reply by the daemon's request id (SpeakReply.RequestId), from any connection.</summary>
         public Task Cancel(string requestId)
         {
-            return Call("Cancel", new Dictionary<string, object> { { "request_id", requestId } });
+            return Call("Cancel", new CancelRequest { RequestId = requestId ?? "" }.ToJson());
         }
 
         /// <summary>Cancels a reply of this client.</summary>
@@ -112,18 +140,16 @@ namespace NpcRuntime
         /// <paramref name="pageSize"/>); pass <see cref="Session.NextPageToken"/> back for the next.</summary>
         public async Task<Session> GetSession(string sessionId, string pageToken = "", int pageSize = 0)
         {
-            var request = new Dictionary<string, object> { { "session_id", sessionId } };
-            if (pageToken != "") request["page_token"] = pageToken;
-            if (pageSize > 0) request["page_size"] = pageSize;
-            var r = await Call("GetSession", request).ConfigureAwait(false);
+            var request = new GetSessionRequest { SessionId = sessionId ?? "", PageToken = pageToken ?? "", PageSize = pageSize };
+            var r = await Call("GetSession", request.ToJson()).ConfigureAwait(false);
             return Session.FromJson(r);
         }
 
         /// <summary>Forgets a session's turns; returns how many were removed.</summary>
         public async Task<int> ResetSession(string sessionId)
         {
-            var r = await Call("ResetSession", new Dictionary<string, object> { { "session_id", sessionId } }).ConfigureAwait(false);
-            return r.Int("turns_removed");
+            var r = await Call("ResetSession", new ResetSessionRequest { SessionId = sessionId ?? "" }.ToJson()).ConfigureAwait(false);
+            return (int)ResetSessionResponse.FromJson(r).TurnsRemoved;
         }
 
         /// <summary>

@@ -57,29 +57,26 @@ namespace NpcRuntime
             if (!IsDone) client.CancelCall(CallId);
         }
 
-        internal void HandleEvent(Dictionary<string, object> ev)
+        internal void HandleEvent(SpeakEvent ev)
         {
-            Dictionary<string, object> part;
-            if ((part = ev.Obj("started")) != null)
+            if (ev.Started != null)
             {
-                RequestId = part.Str("request_id");
-                NpcName = part.Str("npc_name");
+                RequestId = ev.Started.RequestId;
+                NpcName = ev.Started.NpcName;
             }
-            else if ((part = ev.Obj("token")) != null)
+            else if (ev.Token != null)
             {
-                string delta = part.Str("text");
-                text.Append(delta);
-                var h = OnToken; if (h != null) h(delta);
+                text.Append(ev.Token.Text);
+                var h = OnToken; if (h != null) h(ev.Token.Text);
             }
-            else if ((part = ev.Obj("sentence")) != null)
+            else if (ev.Sentence != null)
             {
-                var s = new Sentence { Index = part.Int("index"), Text = part.Str("text") };
-                Sentences.Add(s);
-                var h = OnSentence; if (h != null) h(s);
+                Sentences.Add(ev.Sentence);
+                var h = OnSentence; if (h != null) h(ev.Sentence);
             }
-            else if ((part = ev.Obj("final")) != null)
+            else if (ev.Final != null)
             {
-                Final = FinalReply.FromJson(part);
+                Final = ev.Final;
             }
         }
 
