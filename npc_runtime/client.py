@@ -65,6 +65,35 @@ def speak_request(
     return request
 
 
+def react_request(
+    npc_ids: list[str],
+    text: str,
+    session_id: str = "default",
+    speaker_name: str | None = None,
+    sampling: Mapping | pb.Sampling | None = None,
+    request_id: str = "",
+    hear_earlier_replies: bool = False,
+) -> pb.ReactRequest:
+    one = speak_request("", text, session_id, speaker_name, sampling, request_id)
+    request = pb.ReactRequest(
+        session_id=one.session_id,
+        text=one.text,
+        npc_ids=npc_ids,
+        sampling=one.sampling,
+        request_id=one.request_id,
+        hear_earlier_replies=hear_earlier_replies,
+    )
+    if one.HasField("speaker_name"):
+        request.speaker_name = one.speaker_name
+    return request
+
+
+def _replies(events: list[pb.ReactEvent]) -> dict[str, pb.Final]:
+    if not events or not events[-1].HasField("done"):
+        raise NpcRuntimeError("INTERNAL", "the stream ended without a done event")
+    return {e.npc_id: e.reply for e in events if e.HasField("reply")}
+
+
 def _profile(profile: Mapping | pb.NpcProfile) -> pb.NpcProfile:
     return profile if isinstance(profile, pb.NpcProfile) else pb.NpcProfile(**profile)
 
@@ -153,6 +182,16 @@ class NpcClient(_Base):
         """One whole reply (speak() without the streaming)."""
         return _final(list(self.speak(npc_id, text, **options)))
 
+    def react(self, npc_ids: list[str], text: str, **options) -> Iterator[pb.ReactEvent]:
+        """Several NPCs answer one line: a Started per NPC, their Token and Sentence
+        events interleaved (event.npc_id says whose), a reply (Final) per NPC once all are
+        stored, then Done. Options: those of speak, and hear_earlier_replies."""
+        return self._stream("React", react_request(npc_ids, text, **options))
+
+    def react_all(self, npc_ids: list[str], text: str, **options) -> dict[str, pb.Final]:
+        """Every NPC's whole reply, by NPC id in npc_ids order (react() without streaming)."""
+        return _replies(list(self.react(npc_ids, text, **options)))
+
     def cancel(self, request_id: str) -> None:
         self._call("Cancel", pb.CancelRequest(request_id=request_id))
 
@@ -236,6 +275,12 @@ class AsyncNpcClient(_Base):
 
     def speak(self, npc_id: str, text: str, **options) -> AsyncIterator[pb.SpeakEvent]:
         return self._stream("Speak", speak_request(npc_id, text, **options))
+
+    def react(self, npc_ids: list[str], text: str, **options) -> AsyncIterator[pb.ReactEvent]:
+        return self._stream("React", react_request(npc_ids, text, **options))
+
+    async def react_all(self, npc_ids: list[str], text: str, **options) -> dict[str, pb.Final]:
+        return _replies([event async for event in self.react(npc_ids, text, **options)])
 
     async def say(self, npc_id: str, text: str, **options) -> pb.Final:
         return _final([event async for event in self.speak(npc_id, text, **options)])

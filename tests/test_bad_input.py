@@ -431,6 +431,74 @@ CASES = {
     "cancel an unknown request": Case(
         "grpc", ("Cancel", pb.CancelRequest(request_id="nope")), "NOT_FOUND", "'nope'"
     ),
+    # React: a crowd of NPCs answering one line
+    "react with no NPC": Case(
+        "grpc",
+        ("React", pb.ReactRequest(session_id="s1", text="Hi", npc_ids=[])),
+        "INVALID_ARGUMENT",
+        "1 to 8 NPCs",
+    ),
+    "react with nine NPCs": Case(
+        "json",
+        {
+            "id": "b",
+            "method": "React",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": ["brann"] * 9},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "1 to 8 NPCs",
+    ),
+    "react with an NPC twice": Case(
+        "msgpack",
+        {
+            "id": "b",
+            "method": "React",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": ["pip", "brann", "pip"]},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "'pip' twice",
+    ),
+    "react with an unknown NPC": Case(
+        "grpc",
+        ("React", pb.ReactRequest(session_id="s1", text="Hi", npc_ids=["brann", "nobody"])),
+        "NOT_FOUND",
+        "'nobody'",
+    ),
+    "react with a bad NPC id": Case(
+        "json",
+        {
+            "id": "b",
+            "method": "React",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": ["brann", "../etc"]},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "npc_ids[1]",
+    ),
+    "react with npc_ids not a list": Case(
+        "json",
+        {
+            "id": "b",
+            "method": "React",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": "brann"},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "ReactRequest",
+    ),
+    "react with empty text": Case(
+        "grpc",
+        ("React", pb.ReactRequest(session_id="s1", text="", npc_ids=["brann"])),
+        "INVALID_ARGUMENT",
+        "text",
+    ),
+    "react as one of the crowd": Case(
+        "grpc",
+        (
+            "React",
+            pb.ReactRequest(session_id="s1", text="Hi", npc_ids=["pip"], speaker_name="Brann"),
+        ),
+        "INVALID_ARGUMENT",
+        "speaker_name",
+    ),
 }
 
 

@@ -52,7 +52,7 @@ def test_the_fixtures_are_the_frames_the_addon_builds():
     source = (ADDON / "npc_runtime.gd").read_text()
     assert "clients/protocol/godot_frames.json" in source
     built = set(re.findall(r'_call\("(\w+)"', source))
-    assert built == {"Speak", "RegisterNpc", "ListNpcs", "GetSession"}
+    assert built == {"Speak", "React", "RegisterNpc", "ListNpcs", "GetSession"}
     cases = json.loads(FRAMES.read_text())["cases"]
     frames = [f for c in cases for f in (c["send"] if isinstance(c["send"], list) else [c["send"]])]
     assert built <= {f.get("method") for f in frames}
@@ -108,6 +108,17 @@ def _check_what_the_addon_reads(method: str | None, frames: list[dict]) -> None:
     signals = _signals(frames, method or "")
     if "error" in frames[-1]:
         assert signals[-1][0] == "error" and signals[-1][1].isupper()
+        return
+    if method == "React":
+        replies = [f["event"] for f in frames if "reply" in f.get("event", {})]
+        assert [r["npc_id"] for r in replies] == ["marla", "brann"]
+        for reply in replies:  # what _handle_crowd_event hands each NpcReply
+            tokens = "".join(
+                f["event"]["token"]["text"]
+                for f in frames
+                if "token" in f.get("event", {}) and f["event"]["npc_id"] == reply["npc_id"]
+            )
+            assert reply["reply"]["text"] == tokens.strip()
         return
     if method == "Speak":
         kinds = [s[0] for s in signals]

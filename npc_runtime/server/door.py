@@ -18,7 +18,7 @@ from .service import Caller, NpcService
 
 log = logging.getLogger("npc_runtime.server")
 
-# The events that end a stream: Speak's Final, ExpandNpc's ExpandDone.
+# The events that end a stream: Speak's Final, ExpandNpc's ExpandDone, React's ReactDone.
 LAST_EVENTS = ("final", "done")
 INTERNAL = "internal error: see the server log"
 

@@ -18,19 +18,28 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from .. import __version__
-from ..engine.api import EngineError, FinalResult, GenerationRequest, TokenDelta
+from ..engine.api import EngineError, GenerationRequest
 from ..neeko.cast import Cast
 from ..neeko.names import same_name
 from ..neeko.profile import ID_PATTERN
 from ..neeko.prompt import HISTORY_CHUNK, Turn
 from ..sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
 from ..v1 import npc_runtime_pb2 as pb
-from . import convert
+from . import convert, crowd
 from .config import ServiceConfig
 from .errors import ServiceError, from_engine, from_store, invalid, not_found, precondition
 from .live_cast import LiveCast
 from .metrics import Metrics
-from .sentences import SentenceSplitter
+from .replies import (
+    Flight,
+    Generation,
+    as_event,
+    commit,
+    final_message,
+    generate,
+    last_sentences,
+    log_reply,
+)
 
 log = logging.getLogger("npc_runtime.server")
 DEFAULT_TURNS_PAGE = 200
@@ -39,11 +48,8 @@ MAX_PAGE_TEXT_BYTES = (
     256 * 1024
 )  # a page, JSON-escaped, stays under the 1 MiB clients take by default
 
-_FINISH = {
-    "stop": pb.FINISH_REASON_STOP,
-    "length": pb.FINISH_REASON_LENGTH,
-    "cancelled": pb.FINISH_REASON_CANCELLED,
-}
+# The most NPCs one React call may ask.
+MAX_REACTING = 8
 
 
 @dataclass
@@ -64,17 +70,6 @@ class Caller:
 LOCAL = Caller("local", admin=True)  # the process itself: tests, the daemon's own calls
 
 
-@dataclass
-class _Flight:
-    """A Speak in progress: what Cancel, RemoveNpc and ResetSession need to know."""
-
-    request_id: str
-    npc_id: str
-    session_id: str
-    owner: Caller
-    cancelled: bool = False
-
-
 class NpcService:
     def __init__(
         self,
@@ -92,7 +87,7 @@ class NpcService:
         self.live = LiveCast(cast, engine, config.max_npcs)
         self.metrics = Metrics(engine.stats)
         self.closing = False
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, Flight] = {}
         self._busy_sessions: dict[str, str] = {}  # session id -> why it is busy
         self._speaking: Counter[str] = Counter()
         self._started = time.monotonic()
@@ -144,7 +139,7 @@ class NpcService:
                 "ResetSession the ones no longer needed",
             )
 
-    # -- Speak ----------------------------------------------------------------------
+    # -- Speak and React -------------------------------------------------------------
     async def speak(
         self, request: pb.SpeakRequest, caller: Caller = LOCAL
     ) -> AsyncIterator[pb.SpeakEvent]:
@@ -154,44 +149,111 @@ class NpcService:
         with self.observe("Speak") as call:
             self._accepting()
             npc_id = convert.checked_id(request.npc_id, "npc_id")
-            session_id = convert.checked_id(request.session_id, "session_id")
-            text = convert.player_text(request.text, self.config.max_text_bytes)
-            speaker = convert.speaker_name(request)
-            sampling = convert.sampling(request.sampling, self.max_tokens_limit)
-            request_id = request.request_id or uuid.uuid4().hex
-            convert.checked_id(request_id, "request_id")
-            await self._check_room(session_id)
-            npc = self.live.check_speakable(npc_id)
-            self._check_speaker(speaker, npc_id)
-            if request_id in self._flights:
-                raise ServiceError("ALREADY_EXISTS", f"request_id {request_id!r} is in flight")
-            if session_id in self._busy_sessions:
-                raise precondition(
-                    f"session {session_id!r} {self._busy_sessions[session_id]}: one reply at a "
-                    "time per session; wait for its Final event or cancel it"
-                )
-            if len(self._flights) >= self.config.max_streams:
-                raise ServiceError(
-                    "RESOURCE_EXHAUSTED",
-                    f"{len(self._flights)} streams in flight, the limit: retry shortly",
-                )
-            flight = _Flight(request_id, npc_id, session_id, caller)
-            self._flights[request_id] = flight
-            self._busy_sessions[session_id] = f"has a reply in flight (request {request_id})"
-            self._speaking[npc_id] += 1
-            self.metrics.active_streams.inc()
-            try:
+            flight, (npc,), text, speaker, sampling = await self._admit(request, (npc_id,), caller)
+            async with self._flying(flight):
                 async for event in self._reply(flight, npc.name, speaker, text, sampling):
                     event.elapsed_seconds = time.perf_counter() - received
                     call.done = event.HasField("final")
                     yield event
-            finally:
-                del self._flights[request_id]
-                del self._busy_sessions[session_id]
-                self._speaking[npc_id] -= 1
+
+    async def react(
+        self, request: pb.ReactRequest, caller: Caller = LOCAL
+    ) -> AsyncIterator[pb.ReactEvent]:
+        """Several NPCs answer one line (see the proto); close the iterator like speak's."""
+        received = time.perf_counter()
+        with self.observe("React") as call:
+            self._accepting()
+            npc_ids = tuple(request.npc_ids)
+            if not 1 <= len(npc_ids) <= MAX_REACTING:
+                raise invalid(f"npc_ids must name 1 to {MAX_REACTING} NPCs, not {len(npc_ids)}")
+            for i, npc_id in enumerate(npc_ids):
+                convert.checked_id(npc_id, f"npc_ids[{i}]")
+            if len(set(npc_ids)) < len(npc_ids):
+                twice = next(i for i in npc_ids if npc_ids.count(i) > 1)
+                raise invalid(f"npc_ids names {twice!r} twice: each NPC answers once")
+            flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
+            async with self._flying(flight):
+                history = await self._history(flight.session_id)
+                player = Turn(speaker, text)
+                gens = [
+                    Generation(
+                        npc.name,
+                        GenerationRequest(f"{flight.request_id}/{npc.id}", npc.id, (), sampling),
+                    )
+                    for npc in npcs
+                ]
+                run = crowd.one_by_one if request.hear_earlier_replies else crowd.all_at_once
+                events = run(self.engine, self.metrics, flight, gens, history, player)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        event.elapsed_seconds = time.perf_counter() - received
+                        yield event
+                stored = not flight.cancelled and all(g.completed for g in gens)
+                if stored:
+                    exchange = [NewTurn(PLAYER, "", speaker, text)]
+                    exchange += [NewTurn(NPC, g.npc_id, g.npc_name, g.text) for g in gens if g.text]
+                    await commit(self._store_exchange(flight, exchange))
+                ends = []
+                for gen in gens:
+                    log_reply("React", flight, gen, stored)
+                    for sentence in last_sentences(gen) if stored else ():
+                        ends.append(pb.ReactEvent(npc_id=gen.npc_id, sentence=sentence))
+                    ends.append(pb.ReactEvent(npc_id=gen.npc_id, reply=final_message(gen, stored)))
+                turns = 1 + sum(1 for g in gens if g.text) if stored else 0
+                ends.append(pb.ReactEvent(done=pb.ReactDone(stored=stored, turns_stored=turns)))
+                for event in ends:
+                    event.elapsed_seconds = time.perf_counter() - received
+                    if event.HasField("done"):
+                        event.done.total_seconds = event.elapsed_seconds
+                        call.done = True
+                    yield event
+
+    async def _admit(self, request, npc_ids: tuple[str, ...], caller: Caller):
+        """The checks Speak and React share, then the flight that holds the session."""
+        session_id = convert.checked_id(request.session_id, "session_id")
+        text = convert.player_text(request.text, self.config.max_text_bytes)
+        speaker = convert.speaker_name(request)
+        sampling = convert.sampling(request.sampling, self.max_tokens_limit)
+        request_id = request.request_id or uuid.uuid4().hex
+        convert.checked_id(request_id, "request_id")
+        await self._check_room(session_id)
+        npcs = [self.live.check_speakable(npc_id) for npc_id in npc_ids]
+        for npc_id in npc_ids:
+            self._check_speaker(speaker, npc_id)
+        if request_id in self._flights:
+            raise ServiceError("ALREADY_EXISTS", f"request_id {request_id!r} is in flight")
+        if session_id in self._busy_sessions:
+            raise precondition(
+                f"session {session_id!r} {self._busy_sessions[session_id]}: one reply at a "
+                "time per session; wait for its Final event or cancel it"
+            )
+        if len(self._flights) >= self.config.max_streams:
+            raise ServiceError(
+                "RESOURCE_EXHAUSTED",
+                f"{len(self._flights)} streams in flight, the limit: retry shortly",
+            )
+        return Flight(request_id, npc_ids, session_id, caller), npcs, text, speaker, sampling
+
+    @contextlib.asynccontextmanager
+    async def _flying(self, flight: Flight):
+        """The flight's hold on its session, its NPCs and a stream slot, for its life.
+        Taken with no await after _admit's checks, so no other call slips in between."""
+        self._flights[flight.request_id] = flight
+        self._busy_sessions[flight.session_id] = (
+            f"has a reply in flight (request {flight.request_id})"
+        )
+        self._speaking.update(flight.npc_ids)
+        self.metrics.active_streams.inc()
+        try:
+            yield
+        finally:
+            del self._flights[flight.request_id]
+            del self._busy_sessions[flight.session_id]
+            self._speaking.subtract(flight.npc_ids)
+            for npc_id in flight.npc_ids:
                 if not self._speaking[npc_id]:
                     del self._speaking[npc_id]
-                self.metrics.active_streams.dec()
+            self.metrics.active_streams.dec()
 
     def _check_speaker(self, speaker: str, npc_id: str) -> None:
         """Players speak under names of their own: a player line shown under an NPC's
@@ -206,124 +268,50 @@ class NpcService:
                 "cannot speak as an NPC of the cast; use another name"
             )
 
-    async def _reply(self, flight: _Flight, npc_name, speaker, text, sampling):
+    async def _history(self, session_id: str) -> tuple[Turn, ...]:
         limit = self.config.max_history_turns
         history = await self._stored(
-            "cannot read the session",
-            self.store.recent_turns,
-            flight.session_id,
-            limit + HISTORY_CHUNK,
+            "cannot read the session", self.store.recent_turns, session_id, limit + HISTORY_CHUNK
         )
-        turns = tuple(_prompt_turn(t) for t in _window(history, limit)) + (Turn(speaker, text),)
+        return tuple(_prompt_turn(t) for t in _window(history, limit))
+
+    def _store_exchange(self, flight: Flight, exchange: list[NewTurn]):
+        return self._stored(
+            "the reply was not stored, nor the player's line",
+            self.store.append,
+            flight.session_id,
+            flight.request_id,
+            exchange,
+        )
+
+    async def _reply(self, flight: Flight, npc_name, speaker, text, sampling):
+        turns = await self._history(flight.session_id) + (Turn(speaker, text),)
+        (npc_id,) = flight.npc_ids
         yield pb.SpeakEvent(
             started=pb.Started(
                 request_id=flight.request_id,
                 session_id=flight.session_id,
-                npc_id=flight.npc_id,
+                npc_id=npc_id,
                 npc_name=npc_name,
             )
         )
         if flight.cancelled:  # Cancel arrived before the engine had the request
             yield pb.SpeakEvent(final=pb.Final(finish_reason=pb.FINISH_REASON_CANCELLED))
             return
-        started = time.perf_counter()
-        last_token: float | None = None
-        splitter = SentenceSplitter()
-        final: FinalResult | None = None
-        request = GenerationRequest(flight.request_id, flight.npc_id, turns, sampling)
-        try:
-            async with contextlib.aclosing(await self._submit(flight, request)) as stream:
-                async for item in stream:
-                    if isinstance(item, TokenDelta):
-                        now = time.perf_counter()
-                        if last_token is None:
-                            self.metrics.ttft.observe(now - started)
-                        else:
-                            self.metrics.inter_token.observe(now - last_token)
-                        last_token = now
-                        yield pb.SpeakEvent(
-                            token=pb.TokenDelta(text=item.text, token_ids=item.token_ids)
-                        )
-                        for index, sentence in splitter.feed(item.text):
-                            yield _sentence(index, sentence)
-                    else:
-                        final = item
-        except EngineError as exc:
-            raise from_engine(exc) from None
-        if final is None or final.finish_reason == "error":
-            raise ServiceError("INTERNAL", "the engine failed on this reply; nothing was stored")
-        reply = final.text.strip()
-        stored = final.finish_reason in ("stop", "length")
+        gen = Generation(npc_name, GenerationRequest(flight.request_id, npc_id, turns, sampling))
+        async with contextlib.aclosing(generate(self.engine, self.metrics, flight, gen)) as parts:
+            async for part in parts:
+                yield as_event(pb.SpeakEvent, part)
+        stored = gen.completed
         if stored:
-            for index, sentence in splitter.finish(reply):
-                yield _sentence(index, sentence)
+            for sentence in last_sentences(gen):
+                yield pb.SpeakEvent(sentence=sentence)
             exchange = [NewTurn(PLAYER, "", speaker, text)]
-            if reply:  # an NPC that says nothing leaves no turn
-                exchange.append(NewTurn(NPC, flight.npc_id, npc_name, reply))
-            commit = asyncio.ensure_future(
-                self._stored(
-                    "the reply was not stored, nor the player's line",
-                    self.store.append,
-                    flight.session_id,
-                    flight.request_id,
-                    exchange,
-                )
-            )
-            # The commit runs on in its thread whatever happens here, so a cancellation
-            # now (a bridge cancel frame, a client leaving) comes too late: wait for it
-            # and send the stored Final, never CANCELLED, which says nothing was stored.
-            while not commit.done():
-                try:
-                    await asyncio.shield(commit)
-                except asyncio.CancelledError:
-                    asyncio.current_task().uncancel()
-            commit.result()
-        self._count_tokens(final)
-        log.info(
-            "Speak %s npc=%s session=%s: %s, %d tokens, ttft %s, %.2f s%s",
-            flight.request_id,
-            flight.npc_id,
-            flight.session_id,
-            final.finish_reason,
-            final.completion_tokens,
-            "-" if final.time_to_first_token_s is None else f"{final.time_to_first_token_s:.3f} s",
-            final.total_time_s,
-            ", stored" if stored else "",
-        )
-        yield pb.SpeakEvent(
-            final=pb.Final(
-                text=reply,
-                finish_reason=_FINISH[final.finish_reason],
-                prompt_tokens=final.prompt_tokens,
-                completion_tokens=final.completion_tokens,
-                cached_prompt_tokens=final.cached_prompt_tokens,
-                time_to_first_token_seconds=final.time_to_first_token_s,
-                total_seconds=final.total_time_s,
-                stored=stored,
-            )
-        )
-
-    async def _submit(self, flight: _Flight, request: GenerationRequest):
-        """engine.submit in a worker thread: building a long session's prompt takes
-        tokenising it, and no other client waits for that. A reply cancelled meanwhile
-        (a Cancel, a client gone) is cancelled in the engine as soon as it is there."""
-        submit = asyncio.ensure_future(asyncio.to_thread(self.engine.submit, request))
-        try:
-            stream = await asyncio.shield(submit)
-        except asyncio.CancelledError:
-            rid = request.request_id
-            submit.add_done_callback(
-                lambda f: f.cancelled() or f.exception() or self.engine.cancel(rid)
-            )
-            raise
-        if flight.cancelled:
-            self.engine.cancel(request.request_id)
-        return stream
-
-    def _count_tokens(self, final: FinalResult) -> None:
-        self.metrics.tokens.labels("prompt").inc(final.prompt_tokens)
-        self.metrics.tokens.labels("cached_prompt").inc(final.cached_prompt_tokens)
-        self.metrics.tokens.labels("completion").inc(final.completion_tokens)
+            if gen.text:  # an NPC that says nothing leaves no turn
+                exchange.append(NewTurn(NPC, npc_id, npc_name, gen.text))
+            await commit(self._store_exchange(flight, exchange))
+        log_reply("Speak", flight, gen, stored)
+        yield pb.SpeakEvent(final=final_message(gen, stored))
 
     async def cancel(self, request: pb.CancelRequest, caller: Caller = LOCAL) -> pb.CancelResponse:
         with self.observe("Cancel"):
@@ -337,7 +325,8 @@ class NpcService:
                     "or with the admin token)"
                 )
             flight.cancelled = True
-            self.engine.cancel(flight.request_id)
+            for engine_id in flight.engine_ids:
+                self.engine.cancel(engine_id)
             return pb.CancelResponse()
 
     # -- the cast -------------------------------------------------------------------
@@ -542,7 +531,3 @@ def _prompt_turn(turn: StoredTurn) -> Turn:
     """A stored turn under the name it had when spoken; an NPC's by its id too, which is
     what makes it that NPC's own turn in its prompt (a player's never is)."""
     return Turn(turn.speaker_name, turn.text, turn.npc_id if turn.speaker_kind == NPC else "")
-
-
-def _sentence(index: int, text: str) -> pb.SpeakEvent:
-    return pb.SpeakEvent(sentence=pb.Sentence(index=index, text=text))

@@ -135,6 +135,52 @@ class Final(_message.Message):
     stored: bool
     def __init__(self, text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., time_to_first_token_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., stored: _Optional[bool] = ...) -> None: ...
 
+class ReactRequest(_message.Message):
+    __slots__ = ("session_id", "text", "speaker_name", "npc_ids", "sampling", "request_id", "hear_earlier_replies")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    NPC_IDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    HEAR_EARLIER_REPLIES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    text: str
+    speaker_name: str
+    npc_ids: _containers.RepeatedScalarFieldContainer[str]
+    sampling: Sampling
+    request_id: str
+    hear_earlier_replies: bool
+    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., npc_ids: _Optional[_Iterable[str]] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ..., hear_earlier_replies: _Optional[bool] = ...) -> None: ...
+
+class ReactEvent(_message.Message):
+    __slots__ = ("elapsed_seconds", "npc_id", "started", "token", "sentence", "reply", "done")
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NPC_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SENTENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    elapsed_seconds: float
+    npc_id: str
+    started: Started
+    token: TokenDelta
+    sentence: Sentence
+    reply: Final
+    done: ReactDone
+    def __init__(self, elapsed_seconds: _Optional[float] = ..., npc_id: _Optional[str] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., reply: _Optional[_Union[Final, _Mapping]] = ..., done: _Optional[_Union[ReactDone, _Mapping]] = ...) -> None: ...
+
+class ReactDone(_message.Message):
+    __slots__ = ("stored", "turns_stored", "total_seconds")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    TURNS_STORED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    turns_stored: int
+    total_seconds: float
+    def __init__(self, stored: _Optional[bool] = ..., turns_stored: _Optional[int] = ..., total_seconds: _Optional[float] = ...) -> None: ...
+
 class CancelRequest(_message.Message):
     __slots__ = ("request_id",)
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

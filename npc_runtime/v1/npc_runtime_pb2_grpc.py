@@ -39,6 +39,11 @@ class NpcRuntimeStub:
                 request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakRequest.SerializeToString,
                 response_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakEvent.FromString,
                 _registered_method=True)
+        self.React = channel.unary_stream(
+                '/npc_runtime.v1.NpcRuntime/React',
+                request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.SerializeToString,
+                response_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.FromString,
+                _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/npc_runtime.v1.NpcRuntime/Cancel',
                 request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.CancelRequest.SerializeToString,
@@ -109,8 +114,24 @@ class NpcRuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def React(self, request, context):
+        """Several NPCs answer one player line: a crowd, a council, a tavern. Their replies
+        stream interleaved (every event says whose it is) and are decoded in one batch, each
+        through its NPC's own voice. Each NPC hears the session and the player's line; with
+        hear_earlier_replies, also the replies of the NPCs before it in npc_ids (then they are
+        decoded one after another, not at once). When every reply is done, the player's line
+        and the replies are stored together, in npc_ids order (an empty reply leaves no
+        turn), then each NPC's reply event and Done are sent. A cancel (Cancel with the
+        request id, or a client that leaves) or an error stores nothing.
+        Errors: as Speak's, per NPC; INVALID_ARGUMENT also for no NPC, more than 8, or one
+        twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Cancel(self, request, context):
-        """Stop an in-flight Speak; its stream ends with a Final event whose finish reason is
+        """Stop an in-flight Speak or React; its stream ends with a Final event whose finish reason is
         CANCELLED. Errors: NOT_FOUND (no reply in flight with that request id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -208,6 +229,11 @@ def add_NpcRuntimeServicer_to_server(servicer, server):
                     request_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakRequest.FromString,
                     response_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakEvent.SerializeToString,
             ),
+            'React': grpc.unary_stream_rpc_method_handler(
+                    servicer.React,
+                    request_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.FromString,
+                    response_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.SerializeToString,
+            ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
                     request_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.CancelRequest.FromString,
@@ -286,6 +312,33 @@ class NpcRuntime:
             '/npc_runtime.v1.NpcRuntime/Speak',
             npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakRequest.SerializeToString,
             npc__runtime_dot_v1_dot_npc__runtime__pb2.SpeakEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def React(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/npc_runtime.v1.NpcRuntime/React',
+            npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.SerializeToString,
+            npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -330,6 +330,159 @@ namespace NpcRuntime
         }
     }
 
+    /// <summary>proto ReactRequest.</summary>
+    public sealed partial class ReactRequest
+    {
+        /// <summary>
+        /// The conversation, as in SpeakRequest.
+        /// </summary>
+        public string SessionId = "";
+        /// <summary>
+        /// The player's line, as in SpeakRequest.
+        /// </summary>
+        public string Text = "";
+        /// <summary>
+        /// How the player appears to NPCs in the prompt, as in SpeakRequest.
+        /// </summary>
+        public string SpeakerName = null;
+        /// <summary>
+        /// The NPCs that answer, 1-8, each once; their replies are stored in this order.
+        /// </summary>
+        public List<string> NpcIds = new List<string>();
+        /// <summary>
+        /// For every reply (a seed gives each NPC its own reproducible reply).
+        /// </summary>
+        public Sampling Sampling = null;
+        /// <summary>
+        /// An id for Cancel (it cancels every reply of the call), as in SpeakRequest.
+        /// </summary>
+        public string RequestId = "";
+        /// <summary>
+        /// Each NPC also hears the replies of the NPCs before it in npc_ids (one after
+        /// another: slower than all at once).
+        /// </summary>
+        public bool HearEarlierReplies = false;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ReactRequest FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ReactRequest();
+            if (obj.ContainsKey("session_id") && obj["session_id"] != null) m.SessionId = JsonExt.AsString(obj["session_id"]);
+            if (obj.ContainsKey("text") && obj["text"] != null) m.Text = JsonExt.AsString(obj["text"]);
+            if (obj.ContainsKey("speaker_name") && obj["speaker_name"] != null) m.SpeakerName = JsonExt.AsString(obj["speaker_name"]);
+            foreach (var v in JsonExt.AsList(obj.Get("npc_ids"))) m.NpcIds.Add(JsonExt.AsString(v));
+            if (obj.ContainsKey("sampling") && obj["sampling"] != null) m.Sampling = Sampling.FromJson(obj["sampling"] as Dictionary<string, object>);
+            if (obj.ContainsKey("request_id") && obj["request_id"] != null) m.RequestId = JsonExt.AsString(obj["request_id"]);
+            if (obj.ContainsKey("hear_earlier_replies") && obj["hear_earlier_replies"] != null) m.HearEarlierReplies = JsonExt.AsBool(obj["hear_earlier_replies"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (!string.IsNullOrEmpty(SessionId)) d["session_id"] = SessionId;
+            if (!string.IsNullOrEmpty(Text)) d["text"] = Text;
+            if (SpeakerName != null) d["speaker_name"] = SpeakerName;
+            if (NpcIds.Count > 0) d["npc_ids"] = NpcIds.Select(v => (object)v).ToList();
+            if (Sampling != null) d["sampling"] = Sampling.ToJson();
+            if (!string.IsNullOrEmpty(RequestId)) d["request_id"] = RequestId;
+            if (HearEarlierReplies) d["hear_earlier_replies"] = HearEarlierReplies;
+            return d;
+        }
+    }
+
+    /// <summary>
+    /// Events of one React, in order: a Started per NPC, Token and Sentence events of all
+    /// NPCs interleaved as they are generated, then, once everything is stored, a reply event
+    /// per NPC in npc_ids order, then Done.
+    /// </summary>
+    public sealed partial class ReactEvent
+    {
+        /// <summary>
+        /// Seconds since the server received the request.
+        /// </summary>
+        public double ElapsedSeconds = 0;
+        /// <summary>
+        /// Whose event this is; empty for Done.
+        /// </summary>
+        public string NpcId = "";
+        public Started Started = null;
+        public TokenDelta Token = null;
+        public Sentence Sentence = null;
+        /// <summary>
+        /// One NPC's whole reply (its stored flag as in Speak's Final).
+        /// </summary>
+        public FinalReply Reply = null;
+        public ReactDone Done = null;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ReactEvent FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ReactEvent();
+            if (obj.ContainsKey("elapsed_seconds") && obj["elapsed_seconds"] != null) m.ElapsedSeconds = JsonExt.AsDouble(obj["elapsed_seconds"]);
+            if (obj.ContainsKey("npc_id") && obj["npc_id"] != null) m.NpcId = JsonExt.AsString(obj["npc_id"]);
+            if (obj.ContainsKey("started") && obj["started"] != null) m.Started = Started.FromJson(obj["started"] as Dictionary<string, object>);
+            if (obj.ContainsKey("token") && obj["token"] != null) m.Token = TokenDelta.FromJson(obj["token"] as Dictionary<string, object>);
+            if (obj.ContainsKey("sentence") && obj["sentence"] != null) m.Sentence = Sentence.FromJson(obj["sentence"] as Dictionary<string, object>);
+            if (obj.ContainsKey("reply") && obj["reply"] != null) m.Reply = FinalReply.FromJson(obj["reply"] as Dictionary<string, object>);
+            if (obj.ContainsKey("done") && obj["done"] != null) m.Done = ReactDone.FromJson(obj["done"] as Dictionary<string, object>);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (ElapsedSeconds != 0) d["elapsed_seconds"] = ElapsedSeconds;
+            if (!string.IsNullOrEmpty(NpcId)) d["npc_id"] = NpcId;
+            if (Started != null) d["started"] = Started.ToJson();
+            if (Token != null) d["token"] = Token.ToJson();
+            if (Sentence != null) d["sentence"] = Sentence.ToJson();
+            if (Reply != null) d["reply"] = Reply.ToJson();
+            if (Done != null) d["done"] = Done.ToJson();
+            return d;
+        }
+    }
+
+    /// <summary>proto ReactDone.</summary>
+    public sealed partial class ReactDone
+    {
+        /// <summary>
+        /// True when the player's line and the replies are stored (committed to disk before
+        /// this event is sent).
+        /// </summary>
+        public bool Stored = false;
+        /// <summary>
+        /// Turns stored: the player's line and every reply that was not empty.
+        /// </summary>
+        public long TurnsStored = 0;
+        public double TotalSeconds = 0;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ReactDone FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ReactDone();
+            if (obj.ContainsKey("stored") && obj["stored"] != null) m.Stored = JsonExt.AsBool(obj["stored"]);
+            if (obj.ContainsKey("turns_stored") && obj["turns_stored"] != null) m.TurnsStored = JsonExt.AsLong(obj["turns_stored"]);
+            if (obj.ContainsKey("total_seconds") && obj["total_seconds"] != null) m.TotalSeconds = JsonExt.AsDouble(obj["total_seconds"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (Stored) d["stored"] = Stored;
+            if (TurnsStored != 0) d["turns_stored"] = TurnsStored;
+            if (TotalSeconds != 0) d["total_seconds"] = TotalSeconds;
+            return d;
+        }
+    }
+
     /// <summary>proto CancelRequest.</summary>
     public sealed partial class CancelRequest
     {

@@ -80,17 +80,34 @@ namespace NpcRuntime
                 if (sampling.ToJson().Count > 0) request.Sampling = sampling;
                 request.SpeakerName = options.SpeakerName;
             }
-            Start(id, "Speak", request.ToJson(), frame =>
-            {
-                var ev = SpeakEvent.FromJson(frame.Obj("event"));
-                if (ev != null) dispatcher.Post(() => reply.HandleEvent(ev));
-                if (frame.Bool("done"))
-                {
-                    var error = ErrorOf(frame);
-                    dispatcher.Post(() => reply.HandleDone(error));
-                }
-            }, error => dispatcher.Post(() => reply.HandleDone(error)));
+            StartStream(id, "Speak", request.ToJson(), ev => reply.HandleEvent(SpeakEvent.FromJson(ev)), reply.HandleDone);
             return reply;
+        }
+
+        /// <summary>
+        /// Several NPCs answer one line of the player, decoded at once (React): a
+        /// <see cref="SpeakReply"/> per NPC, in npcIds order, with its own events; the
+        /// player's line and the replies are stored together, in that order. With
+        /// <paramref name="hearEarlierReplies"/> each NPC also hears the replies before its own.
+        /// </summary>
+        public CrowdReply React(IList<string> npcIds, string text, string sessionId, SpeakOptions options = null,
+                                bool hearEarlierReplies = false)
+        {
+            string id = NewId();
+            var ids = npcIds != null ? new List<string>(npcIds) : new List<string>();
+            var crowd = new CrowdReply(this, id, ids, sessionId);
+            var request = new ReactRequest
+            {
+                SessionId = sessionId ?? "", Text = text ?? "", NpcIds = ids, HearEarlierReplies = hearEarlierReplies,
+            };
+            if (options != null)
+            {
+                var sampling = options.ToSampling();
+                if (sampling.ToJson().Count > 0) request.Sampling = sampling;
+                request.SpeakerName = options.SpeakerName;
+            }
+            StartStream(id, "React", request.ToJson(), ev => crowd.HandleEvent(ReactEvent.FromJson(ev)), crowd.HandleDone);
+            return crowd;
         }
 
         /// <summary>Adds an NPC to the running cast from its profile (fusion; no restart).</summary>
@@ -268,6 +285,22 @@ namespace NpcRuntime
         {
             var error = frame.Obj("error");
             return error == null ? null : new NpcRuntimeException(error.Str("code"), error.Str("message"));
+        }
+
+        /// <summary>A streaming call: each event, then its end, on the dispatcher.</summary>
+        void StartStream(string id, string method, Dictionary<string, object> request,
+                         Action<Dictionary<string, object>> onEvent, Action<NpcRuntimeException> onDone)
+        {
+            Start(id, method, request, frame =>
+            {
+                var ev = frame.Obj("event");
+                if (ev != null) dispatcher.Post(() => onEvent(ev));
+                if (frame.Bool("done"))
+                {
+                    var error = ErrorOf(frame);
+                    dispatcher.Post(() => onDone(error));
+                }
+            }, error => dispatcher.Post(() => onDone(error)));
         }
 
         sealed class Pending

@@ -116,6 +116,33 @@ namespace NpcRuntime.Tests
         }
 
         [Test]
+        public void SeveralNpcsReactToOneLine()
+        {
+            var crowd = client.React(new[] { "marla", "brann" }, "A dragon over the hills!", session, Short);
+            var tokens = new Dictionary<string, int> { { "marla", 0 }, { "brann", 0 } };
+            foreach (var reply in crowd.Replies)
+            {
+                var npc = reply.NpcId;
+                reply.OnToken += t => { lock (tokens) tokens[npc]++; };
+            }
+            var done = Result(crowd.Task);
+            Assert.IsTrue(done.Stored);
+            CollectionAssert.AreEqual(new[] { "marla", "brann" }, crowd.Replies.Select(r => r.NpcId).ToArray());
+            foreach (var reply in crowd.Replies)
+            {
+                Assert.IsTrue(reply.IsDone && reply.Final.Stored, reply.NpcId);
+                Assert.AreEqual(reply.Text.Trim(), reply.Final.Text, reply.NpcId);
+                Assert.Greater(tokens[reply.NpcId], 0, reply.NpcId);
+                Assert.AreEqual(reply.NpcId == "marla" ? "Marla Thistledown" : "Brann Ironhand", reply.NpcName);
+            }
+            var turns = Result(client.GetSession(session)).Turns;
+            var expected = new List<string> { "" };
+            expected.AddRange(crowd.Replies.Where(r => r.Final.Text != "").Select(r => r.NpcId));
+            CollectionAssert.AreEqual(expected, turns.Select(t => t.NpcId).ToArray());
+            Assert.AreEqual(expected.Count, done.TurnsStored);
+        }
+
+        [Test]
         public void RegistersAnNpcThenSpeaksWithIt()
         {
             string id = "lyra_" + Guid.NewGuid().ToString("N").Substring(0, 8);

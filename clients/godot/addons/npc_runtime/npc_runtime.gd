@@ -43,6 +43,9 @@ signal npcs_listed(request_id: int, npcs: Array)
 ## get_session(): session is {id, turns: [{seq, speaker_kind, npc_id, speaker_name,
 ## text, ...}], next_page_token, turn_count, ...}.
 signal session_received(request_id: int, session: Dictionary)
+## react(): every reply of the call is stored (done is the bridge's "done" object:
+## stored, turns_stored, total_seconds); each NpcReply has completed first.
+signal reaction_completed(request_id: int, done: Dictionary)
 ## Any other unary call made with call_method().
 signal response_received(request_id: int, method: String, response: Dictionary)
 signal connected
@@ -79,7 +82,8 @@ var _open: bool = false
 var _retry_in: float = 0.0
 var _backoff: float = MIN_BACKOFF
 var _next_id: int = 1
-## request id -> {"method": String, "reply": NpcReply or null, "sent": bool}
+## request id -> {"method": String, "reply": NpcReply or null, "replies": {npc id:
+## NpcReply} (React), "sent": bool}
 var _calls: Dictionary = {}
 ## Frames (JSON text) waiting for the connection: [request id, text] pairs.
 var _outbox: Array = []
@@ -171,6 +175,34 @@ func speak(npc_id: String, text: String, session_id := "", sampling: Dictionary 
 	var reply := NpcReply.new(_next_id, npc_id, session, cancel)
 	_call("Speak", request, reply)
 	return reply
+
+
+## Several NPCs answer one line of the player, decoded at once: returns an NpcReply per
+## NPC, in npc_ids order (1-8 NPCs), each with its own signals; reaction_completed
+## follows once the player's line and every reply are stored, in that order. With
+## hear_earlier_replies each NPC also hears the replies before its own.
+func react(
+	npc_ids: PackedStringArray,
+	text: String,
+	session_id := "",
+	sampling: Dictionary = {},
+	hear_earlier_replies := false
+) -> Array:
+	var session := session_id if not session_id.is_empty() else default_session_id
+	var request := {"npc_ids": Array(npc_ids), "session_id": session, "text": text}
+	if not sampling.is_empty():
+		request["sampling"] = sampling
+	if hear_earlier_replies:
+		request["hear_earlier_replies"] = true
+	var replies := {}
+	var ordered: Array = []
+	for npc_id in npc_ids:
+		var reply := NpcReply.new(_next_id, npc_id, session, cancel)
+		replies[npc_id] = reply
+		ordered.append(reply)
+	var request_id := _call("React", request)
+	_calls[request_id]["replies"] = replies
+	return ordered
 
 
 ## Registers a new NPC from a profile {id, name, profile, style?, greeting?, examples?};
@@ -302,18 +334,22 @@ func _handle_text(text: String) -> void:
 		_fail(request_id, str(err.get("code", "UNKNOWN")), str(err.get("message", "")))
 	elif frame.has("event") and entry.get("reply") != null:
 		_handle_event(entry["reply"], frame["event"])
+	elif frame.has("event") and entry.has("replies"):
+		_handle_crowd_event(request_id, entry["replies"], frame["event"])
 	elif frame.has("response"):
 		_handle_response(method, request_id, frame["response"])
 	if frame.get("done", false):
 		_calls.erase(request_id)
 
 
-## Ends a call with an error: its reply's failed signal, then the autoload's error.
+## Ends a call with an error: its replies' failed signals, then the autoload's error.
 func _fail(request_id: int, code: String, message: String) -> void:
 	var entry: Dictionary = _calls.get(request_id, {})
 	_calls.erase(request_id)
 	if entry.get("reply") != null:
 		entry["reply"]._on_error(code, message)
+	for reply in entry.get("replies", {}).values():
+		reply._on_error(code, message)
 	error.emit(request_id, code, message)
 
 
@@ -353,3 +389,17 @@ func _on_daemon_ready(info: Dictionary) -> void:
 func _on_daemon_exited(restarting: bool) -> void:
 	_drop_connection()  # its calls in flight end with UNAVAILABLE now, not at a timeout
 	daemon_exited.emit(restarting)
+
+
+## A React event: each is one NPC's (its npc_id), but "done", which ends the call.
+func _handle_crowd_event(request_id: int, replies: Dictionary, event: Dictionary) -> void:
+	if event.has("done"):
+		reaction_completed.emit(request_id, event["done"])
+		return
+	var reply: NpcReply = replies.get(str(event.get("npc_id", "")))
+	if reply == null:
+		return
+	if event.has("reply"):
+		_handle_event(reply, {"final": event["reply"]})
+	else:
+		_handle_event(reply, event)
