@@ -96,11 +96,11 @@ def _adjust(
     if pen_rows:
         device = logits.device
         ids = [rows[j].seen_ids() for j in pen_rows]
-        counts = torch.tensor([len(t) for t in ids], device=device)
-        line = torch.tensor(pen_rows, device=device).repeat_interleave(counts)
+        local = torch.cat([torch.full((len(t),), k, device=device) for k, t in enumerate(ids)])
+        line = torch.tensor(pen_rows, device=device)[local]
         cols = torch.cat(ids)
-        pen = torch.tensor([rows[j].params.repetition_penalty for j in pen_rows], device=device)
-        pen = pen.repeat_interleave(counts)
+        pens = [rows[j].params.repetition_penalty for j in pen_rows]
+        pen = torch.tensor(pens, device=device)[local]
         raw = logits[torch.tensor(at, device=device)[line], cols]
         value = torch.where(raw < 0, raw * pen, raw / pen)
         if temps is not None:
