@@ -73,13 +73,11 @@ namespace NpcRuntime
         {
             string id = NewId();
             var reply = new SpeakReply(this, id, npcId, sessionId);
-            var request = new SpeakRequest { NpcId = npcId ?? "", SessionId = sessionId ?? "", Text = text ?? "" };
-            if (options != null)
+            var request = new SpeakRequest
             {
-                var sampling = options.ToSampling();
-                if (sampling.ToJson().Count > 0) request.Sampling = sampling;
-                request.SpeakerName = options.SpeakerName;
-            }
+                NpcId = npcId ?? "", SessionId = sessionId ?? "", Text = text ?? "",
+                Sampling = SpeakOptions.SamplingOf(options), SpeakerName = options?.SpeakerName,
+            };
             StartStream(id, "Speak", request.ToJson(), ev => reply.HandleEvent(SpeakEvent.FromJson(ev)), reply.HandleDone);
             return reply;
         }
@@ -99,13 +97,8 @@ namespace NpcRuntime
             var request = new ReactRequest
             {
                 SessionId = sessionId ?? "", Text = text ?? "", NpcIds = ids, HearEarlierReplies = hearEarlierReplies,
+                Sampling = SpeakOptions.SamplingOf(options), SpeakerName = options?.SpeakerName,
             };
-            if (options != null)
-            {
-                var sampling = options.ToSampling();
-                if (sampling.ToJson().Count > 0) request.Sampling = sampling;
-                request.SpeakerName = options.SpeakerName;
-            }
             StartStream(id, "React", request.ToJson(), ev => crowd.HandleEvent(ReactEvent.FromJson(ev)), crowd.HandleDone);
             return crowd;
         }

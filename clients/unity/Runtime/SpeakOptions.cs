@@ -18,6 +18,14 @@ namespace NpcRuntime
         /// <summary>The speaker name of the player's line (default "Player").</summary>
         public string SpeakerName;
 
+        /// <summary>The Sampling message of these options; null when they set none.</summary>
+        internal static Sampling SamplingOf(SpeakOptions options)
+        {
+            if (options == null) return null;
+            var sampling = options.ToSampling();
+            return sampling.ToJson().Count > 0 ? sampling : null;
+        }
+
         internal Sampling ToSampling()
         {
             return new Sampling
