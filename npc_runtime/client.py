@@ -88,6 +88,29 @@ def react_request(
     return request
 
 
+def converse_request(
+    npc_ids: list[str],
+    text: str,
+    turns: int = 0,
+    session_id: str = "default",
+    speaker_name: str | None = None,
+    sampling: Mapping | pb.Sampling | None = None,
+    request_id: str = "",
+) -> pb.ConverseRequest:
+    one = speak_request("", text, session_id, speaker_name, sampling, request_id)
+    request = pb.ConverseRequest(
+        session_id=one.session_id,
+        text=one.text,
+        npc_ids=npc_ids,
+        turns=turns,
+        sampling=one.sampling,
+        request_id=one.request_id,
+    )
+    if one.HasField("speaker_name"):
+        request.speaker_name = one.speaker_name
+    return request
+
+
 def _replies(events: list[pb.ReactEvent]) -> dict[str, pb.Final]:
     if not events or not events[-1].HasField("done"):
         raise NpcRuntimeError("INTERNAL", "the stream ended without a done event")
@@ -192,6 +215,13 @@ class NpcClient(_Base):
         """Every NPC's whole reply, by NPC id in npc_ids order (react() without streaming)."""
         return _replies(list(self.react(npc_ids, text, **options)))
 
+    def converse(self, npc_ids: list[str], text: str, **options) -> Iterator[pb.ConverseEvent]:
+        """NPCs talk among themselves after an opening line: per turn (event.turn, whose in
+        event.npc_id) a Started, Token and Sentence events and the stored reply; then
+        Done. Options: turns (0: one round), session_id, speaker_name, sampling,
+        request_id."""
+        return self._stream("Converse", converse_request(npc_ids, text, **options))
+
     def cancel(self, request_id: str) -> None:
         self._call("Cancel", pb.CancelRequest(request_id=request_id))
 
@@ -281,6 +311,9 @@ class AsyncNpcClient(_Base):
 
     async def react_all(self, npc_ids: list[str], text: str, **options) -> dict[str, pb.Final]:
         return _replies([event async for event in self.react(npc_ids, text, **options)])
+
+    def converse(self, npc_ids: list[str], text: str, **options) -> AsyncIterator[pb.ConverseEvent]:
+        return self._stream("Converse", converse_request(npc_ids, text, **options))
 
     async def say(self, npc_id: str, text: str, **options) -> pb.Final:
         return _final([event async for event in self.speak(npc_id, text, **options)])

@@ -490,6 +490,32 @@ CASES = {
         "INVALID_ARGUMENT",
         "text",
     ),
+    "converse with one NPC": Case(
+        "grpc",
+        ("Converse", pb.ConverseRequest(session_id="s1", text="Hi", npc_ids=["brann"])),
+        "INVALID_ARGUMENT",
+        "2 to 8 NPCs",
+    ),
+    "converse for 33 turns": Case(
+        "json",
+        {
+            "id": "b",
+            "method": "Converse",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": ["brann", "pip"], "turns": 33},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "at most 32",
+    ),
+    "converse with turns negative": Case(
+        "json",
+        {
+            "id": "b",
+            "method": "Converse",
+            "request": {"session_id": "s1", "text": "Hi", "npc_ids": ["brann", "pip"], "turns": -1},
+        },  # fmt: skip
+        "INVALID_ARGUMENT",
+        "ConverseRequest",
+    ),
     "react as one of the crowd": Case(
         "grpc",
         (

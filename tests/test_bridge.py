@@ -403,9 +403,9 @@ def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
     from npc_runtime.server.frames import METHODS
     from npc_runtime.server.service import NpcService
 
-    assert len(METHODS) == 12 and METHODS["RegisterNpc"].attribute == "register_npc"
+    assert len(METHODS) == 13 and METHODS["RegisterNpc"].attribute == "register_npc"
     assert all(callable(getattr(NpcService, m.attribute)) for m in METHODS.values())
-    streaming = [METHODS["Speak"], METHODS["React"], METHODS["ExpandNpc"]]
+    streaming = [METHODS[m] for m in ("Speak", "React", "Converse", "ExpandNpc")]
     assert [m for m in METHODS.values() if m.streaming] == streaming
 
     def config(*extra):

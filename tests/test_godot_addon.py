@@ -52,7 +52,7 @@ def test_the_fixtures_are_the_frames_the_addon_builds():
     source = (ADDON / "npc_runtime.gd").read_text()
     assert "clients/protocol/godot_frames.json" in source
     built = set(re.findall(r'_call\("(\w+)"', source))
-    assert built == {"Speak", "React", "RegisterNpc", "ListNpcs", "GetSession"}
+    assert built == {"Speak", "React", "Converse", "RegisterNpc", "ListNpcs", "GetSession"}
     cases = json.loads(FRAMES.read_text())["cases"]
     frames = [f for c in cases for f in (c["send"] if isinstance(c["send"], list) else [c["send"]])]
     assert built <= {f.get("method") for f in frames}
@@ -108,6 +108,12 @@ def _check_what_the_addon_reads(method: str | None, frames: list[dict]) -> None:
     signals = _signals(frames, method or "")
     if "error" in frames[-1]:
         assert signals[-1][0] == "error" and signals[-1][1].isupper()
+        return
+    if method == "Converse":  # what _handle_scene_event hands each turn's NpcReply
+        turns = [f["event"] for f in frames if "started" in f.get("event", {})]
+        assert [(t["turn"], t["npc_id"]) for t in turns] == [(0, "brann"), (1, "pip"), (2, "brann")]
+        replies = [f["event"] for f in frames if "reply" in f.get("event", {})]
+        assert [r["turn"] for r in replies] == [0, 1, 2]
         return
     if method == "React":
         replies = [f["event"] for f in frames if "reply" in f.get("event", {})]

@@ -1,30 +1,45 @@
-"""React's replies: several NPCs' generations for one player line, all at once (one
-batch in the engine, events interleaved as they come) or one after another (each NPC
-hearing the replies before its own). The service holds the flight and stores the turns;
-this module only runs the generations and tags their events with whose they are."""
+"""Several NPCs' generations in one call. React: replies to one player line, all at once
+(one batch in the engine, events interleaved as they come) or one after another (each
+NPC hearing the replies before its own). Converse: a scene, turn after turn, each turn
+stored as it completes. The service admits the call and holds its flight; this module
+runs the generations and tags their events with whose they are."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ..engine.api import GenerationRequest
 from ..neeko.prompt import Turn
+from ..sessions import NPC, NewTurn
 from ..v1 import npc_runtime_pb2 as pb
-from .replies import Flight, Generation, as_event, generate
+from .replies import (
+    Flight,
+    Generation,
+    as_event,
+    commit,
+    final_message,
+    generate,
+    last_sentences,
+    log_reply,
+)
 
 _ENDED = object()  # a generation's end, in the queue of all_at_once
 
 
-def started(flight: Flight, gen: Generation) -> pb.ReactEvent:
-    message = pb.Started(
+def _started(flight: Flight, gen: Generation) -> pb.Started:
+    return pb.Started(
         request_id=flight.request_id,
         session_id=flight.session_id,
         npc_id=gen.npc_id,
         npc_name=gen.npc_name,
     )
-    return pb.ReactEvent(npc_id=gen.npc_id, started=message)
+
+
+def started(flight: Flight, gen: Generation) -> pb.ReactEvent:
+    return pb.ReactEvent(npc_id=gen.npc_id, started=_started(flight, gen))
 
 
 async def all_at_once(
@@ -82,3 +97,47 @@ async def one_by_one(
                 yield as_event(pb.ReactEvent, part, npc_id=gen.npc_id)
         if gen.text:
             heard += (Turn(gen.npc_name, gen.text, gen.npc_id),)
+
+
+async def converse(
+    engine,
+    metrics,
+    flight: Flight,
+    npcs: list,
+    turns: int,
+    history,
+    opening: NewTurn,
+    sampling,
+    store: Callable[[list[NewTurn]], Awaitable],
+) -> AsyncIterator[pb.ConverseEvent]:
+    """A scene of `turns` turns, npcs speaking in order, round after round. The opening
+    line is stored with the first reply; each reply once complete (then its events)."""
+    heard = history + (Turn(opening.speaker_name, opening.text),)
+    unstored = [opening]
+    stored = 0
+    for turn in range(turns):
+        npc = npcs[turn % len(npcs)]
+        if flight.cancelled:
+            break
+        request = GenerationRequest(f"{flight.request_id}/{turn}", npc.id, heard, sampling)
+        gen = Generation(npc.name, request)
+        tag = {"npc_id": npc.id, "turn": turn}
+        yield pb.ConverseEvent(started=_started(flight, gen), **tag)
+        async with contextlib.aclosing(generate(engine, metrics, flight, gen)) as parts:
+            async for part in parts:
+                yield as_event(pb.ConverseEvent, part, **tag)
+        if not gen.completed:
+            log_reply("Converse", flight, gen, False)
+            yield pb.ConverseEvent(reply=final_message(gen, False), **tag)
+            break
+        if gen.text:
+            unstored.append(NewTurn(NPC, npc.id, npc.name, gen.text))
+            heard += (Turn(npc.name, gen.text, npc.id),)
+        await commit(store(unstored))
+        stored += len(unstored)
+        unstored = []
+        log_reply("Converse", flight, gen, True)
+        for sentence in last_sentences(gen):
+            yield pb.ConverseEvent(sentence=sentence, **tag)
+        yield pb.ConverseEvent(reply=final_message(gen, True), **tag)
+    yield pb.ConverseEvent(done=pb.ConverseDone(turns_stored=stored, cancelled=flight.cancelled))

@@ -48,8 +48,9 @@ MAX_PAGE_TEXT_BYTES = (
     256 * 1024
 )  # a page, JSON-escaped, stays under the 1 MiB clients take by default
 
-# The most NPCs one React call may ask.
+# The most NPCs one React or Converse call may ask, and the most turns of a scene.
 MAX_REACTING = 8
+MAX_SCENE_TURNS = 32
 
 
 @dataclass
@@ -163,14 +164,7 @@ class NpcService:
         received = time.perf_counter()
         with self.observe("React") as call:
             self._accepting()
-            npc_ids = tuple(request.npc_ids)
-            if not 1 <= len(npc_ids) <= MAX_REACTING:
-                raise invalid(f"npc_ids must name 1 to {MAX_REACTING} NPCs, not {len(npc_ids)}")
-            for i, npc_id in enumerate(npc_ids):
-                convert.checked_id(npc_id, f"npc_ids[{i}]")
-            if len(set(npc_ids)) < len(npc_ids):
-                twice = next(i for i in npc_ids if npc_ids.count(i) > 1)
-                raise invalid(f"npc_ids names {twice!r} twice: each NPC answers once")
+            npc_ids = _crowd(request.npc_ids, 1)
             flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
             async with self._flying(flight):
                 history = await self._history(flight.session_id)
@@ -207,6 +201,38 @@ class NpcService:
                         event.done.total_seconds = event.elapsed_seconds
                         call.done = True
                     yield event
+
+    async def converse(
+        self, request: pb.ConverseRequest, caller: Caller = LOCAL
+    ) -> AsyncIterator[pb.ConverseEvent]:
+        """NPCs talk among themselves (see the proto); close the iterator like speak's."""
+        received = time.perf_counter()
+        with self.observe("Converse") as call:
+            self._accepting()
+            npc_ids = _crowd(request.npc_ids, 2)
+            if request.turns > MAX_SCENE_TURNS:
+                raise invalid(f"turns must be at most {MAX_SCENE_TURNS}, not {request.turns}")
+            flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
+            async with self._flying(flight):
+                history = await self._history(flight.session_id)
+                scene = crowd.converse(
+                    self.engine,
+                    self.metrics,
+                    flight,
+                    npcs,
+                    request.turns or len(npcs),
+                    history,
+                    NewTurn(PLAYER, "", speaker, text),
+                    sampling,
+                    lambda turns: self._store_exchange(flight, turns),
+                )
+                async with contextlib.aclosing(scene):
+                    async for event in scene:
+                        event.elapsed_seconds = time.perf_counter() - received
+                        if event.HasField("done"):
+                            event.done.total_seconds = event.elapsed_seconds
+                            call.done = True
+                        yield event
 
     async def _admit(self, request, npc_ids: tuple[str, ...], caller: Caller):
         """The checks Speak and React share, then the flight that holds the session."""
@@ -514,6 +540,19 @@ class NpcService:
                 training_npc_id=self.live.training or "",
                 uptime_seconds=time.monotonic() - self._started,
             )
+
+
+def _crowd(npc_ids, least: int) -> tuple[str, ...]:
+    """React's and Converse's npc_ids: least to MAX_REACTING well-formed ids, each once."""
+    npc_ids = tuple(npc_ids)
+    if not least <= len(npc_ids) <= MAX_REACTING:
+        raise invalid(f"npc_ids must name {least} to {MAX_REACTING} NPCs, not {len(npc_ids)}")
+    for i, npc_id in enumerate(npc_ids):
+        convert.checked_id(npc_id, f"npc_ids[{i}]")
+    if len(set(npc_ids)) < len(npc_ids):
+        twice = next(i for i in npc_ids if npc_ids.count(i) > 1)
+        raise invalid(f"npc_ids names {twice!r} twice: each NPC takes part once")
+    return npc_ids
 
 
 def _window(history: list[StoredTurn], limit: int) -> list[StoredTurn]:

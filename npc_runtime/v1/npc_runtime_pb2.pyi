@@ -181,6 +181,54 @@ class ReactDone(_message.Message):
     total_seconds: float
     def __init__(self, stored: _Optional[bool] = ..., turns_stored: _Optional[int] = ..., total_seconds: _Optional[float] = ...) -> None: ...
 
+class ConverseRequest(_message.Message):
+    __slots__ = ("session_id", "npc_ids", "turns", "text", "speaker_name", "sampling", "request_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NPC_IDS_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    npc_ids: _containers.RepeatedScalarFieldContainer[str]
+    turns: int
+    text: str
+    speaker_name: str
+    sampling: Sampling
+    request_id: str
+    def __init__(self, session_id: _Optional[str] = ..., npc_ids: _Optional[_Iterable[str]] = ..., turns: _Optional[int] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ConverseEvent(_message.Message):
+    __slots__ = ("elapsed_seconds", "npc_id", "turn", "started", "token", "sentence", "reply", "done")
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NPC_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SENTENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    elapsed_seconds: float
+    npc_id: str
+    turn: int
+    started: Started
+    token: TokenDelta
+    sentence: Sentence
+    reply: Final
+    done: ConverseDone
+    def __init__(self, elapsed_seconds: _Optional[float] = ..., npc_id: _Optional[str] = ..., turn: _Optional[int] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., reply: _Optional[_Union[Final, _Mapping]] = ..., done: _Optional[_Union[ConverseDone, _Mapping]] = ...) -> None: ...
+
+class ConverseDone(_message.Message):
+    __slots__ = ("turns_stored", "cancelled", "total_seconds")
+    TURNS_STORED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    turns_stored: int
+    cancelled: bool
+    total_seconds: float
+    def __init__(self, turns_stored: _Optional[int] = ..., cancelled: _Optional[bool] = ..., total_seconds: _Optional[float] = ...) -> None: ...
+
 class CancelRequest(_message.Message):
     __slots__ = ("request_id",)
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class NpcRuntimeStub:
                 request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.SerializeToString,
                 response_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.FromString,
                 _registered_method=True)
+        self.Converse = channel.unary_stream(
+                '/npc_runtime.v1.NpcRuntime/Converse',
+                request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseRequest.SerializeToString,
+                response_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseEvent.FromString,
+                _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/npc_runtime.v1.NpcRuntime/Cancel',
                 request_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.CancelRequest.SerializeToString,
@@ -130,8 +135,22 @@ class NpcRuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Converse(self, request, context):
+        """NPCs talk among themselves: a scene of `turns` turns, the NPCs of npc_ids speaking
+        in that order, round after round, each hearing the session, the line that opens the
+        scene and every turn before its own. The opening line is stored with the first
+        reply, and each later reply as soon as it is complete, so a cancel (Cancel with the
+        request id, or a client that leaves), an error or a crash keeps the turns already
+        spoken and loses only the one in flight. An empty reply leaves no turn.
+        Errors: as Speak's, per NPC; INVALID_ARGUMENT also for fewer than 2 NPCs or more
+        than 8, one twice, or turns above 32.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Cancel(self, request, context):
-        """Stop an in-flight Speak or React; its stream ends with a Final event whose finish reason is
+        """Stop an in-flight Speak, React or Converse; its stream ends with a Final event whose finish reason is
         CANCELLED. Errors: NOT_FOUND (no reply in flight with that request id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -233,6 +252,11 @@ def add_NpcRuntimeServicer_to_server(servicer, server):
                     servicer.React,
                     request_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.FromString,
                     response_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.SerializeToString,
+            ),
+            'Converse': grpc.unary_stream_rpc_method_handler(
+                    servicer.Converse,
+                    request_deserializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseRequest.FromString,
+                    response_serializer=npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseEvent.SerializeToString,
             ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
@@ -339,6 +363,33 @@ class NpcRuntime:
             '/npc_runtime.v1.NpcRuntime/React',
             npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactRequest.SerializeToString,
             npc__runtime_dot_v1_dot_npc__runtime__pb2.ReactEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Converse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/npc_runtime.v1.NpcRuntime/Converse',
+            npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseRequest.SerializeToString,
+            npc__runtime_dot_v1_dot_npc__runtime__pb2.ConverseEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,64 +7,55 @@ using System.Threading.Tasks;
 namespace NpcRuntime
 {
     /// <summary>
-    /// One React call in flight: several NPCs answering one line. <see cref="Replies"/>
-    /// holds a <see cref="SpeakReply"/> per NPC (in the order asked) with its own events;
-    /// each completes when its reply is stored. Yield this in a coroutine, await
-    /// <see cref="Task"/>, or subscribe. Events change on the client's dispatcher.
+    /// A call in which several NPC replies stream (React, Converse): a
+    /// <see cref="SpeakReply"/> per reply with its own events, and the call's end.
+    /// Yield it in a coroutine, await <see cref="Task"/>, or subscribe. Events change on
+    /// the client's dispatcher.
     /// </summary>
-    public sealed class CrowdReply : IEnumerator
+    public abstract class ManyReplies<TDone> : IEnumerator where TDone : class
     {
-        readonly NpcRuntimeClient client;
-        readonly TaskCompletionSource<ReactDone> completion = new TaskCompletionSource<ReactDone>();
+        readonly TaskCompletionSource<TDone> completion = new TaskCompletionSource<TDone>();
+        internal readonly NpcRuntimeClient Client;
 
-        internal CrowdReply(NpcRuntimeClient client, string callId, List<string> npcIds, string sessionId)
+        internal ManyReplies(NpcRuntimeClient client, string callId, string sessionId)
         {
-            this.client = client;
+            Client = client;
             CallId = callId;
-            Replies = npcIds.Select(npc => new SpeakReply(client, callId, npc, sessionId)).ToList();
+            SessionId = sessionId;
         }
 
-        /// <summary>Every reply is stored (Done), or the call failed.</summary>
-        public event Action<ReactDone> OnCompleted;
+        /// <summary>The call is over: every reply stored (or, for a scene, the turns so far).</summary>
+        public event Action<TDone> OnCompleted;
         public event Action<NpcRuntimeException> OnError;
 
         public string CallId { get; private set; }
-        /// <summary>A reply per NPC, in the order of the npcIds asked.</summary>
-        public List<SpeakReply> Replies { get; private set; }
+        public string SessionId { get; private set; }
+        /// <summary>The replies, in the order they are stored.</summary>
+        public List<SpeakReply> Replies { get; } = new List<SpeakReply>();
         public bool IsDone { get; private set; }
-        public ReactDone Done { get; private set; }
+        public TDone Done { get; protected set; }
         public NpcRuntimeException Error { get; private set; }
-        /// <summary>Completes with Done, or fails with an NpcRuntimeException.</summary>
-        public Task<ReactDone> Task { get { return completion.Task; } }
+        /// <summary>Completes with the call's Done event, or fails with an NpcRuntimeException.</summary>
+        public Task<TDone> Task { get { return completion.Task; } }
 
-        /// <summary>The reply of one NPC of the call (null if it was not asked).</summary>
-        public SpeakReply this[string npcId] { get { return Replies.FirstOrDefault(r => r.NpcId == npcId); } }
-
-        /// <summary>Stops every reply of the call; nothing is stored.</summary>
+        /// <summary>Stops the call; what it had not stored is not stored.</summary>
         public void Cancel()
         {
-            if (!IsDone) client.CancelCall(CallId);
+            if (!IsDone) Client.CancelCall(CallId);
         }
 
-        internal void HandleEvent(ReactEvent ev)
+        /// <summary>One event of one reply; the reply completes on its Final.</summary>
+        internal static void Deliver(SpeakReply reply, Started started, TokenDelta token, Sentence sentence, FinalReply final)
         {
-            if (ev == null) return;
-            if (ev.Done != null)
-            {
-                Done = ev.Done;
-                return;
-            }
-            var reply = this[ev.NpcId];
-            if (reply == null) return;
-            reply.HandleEvent(new SpeakEvent { Started = ev.Started, Token = ev.Token, Sentence = ev.Sentence, Final = ev.Reply });
-            if (ev.Reply != null) reply.HandleDone(null);
+            reply.HandleEvent(new SpeakEvent { Started = started, Token = token, Sentence = sentence, Final = final });
+            if (final != null) reply.HandleDone(null);
         }
 
         internal void HandleDone(NpcRuntimeException error)
         {
             if (IsDone) return;
             if (error == null && Done == null)
-                error = new NpcRuntimeException("INTERNAL", "the reaction ended without a done event");
+                error = new NpcRuntimeException("INTERNAL", "the call ended without a done event");
             foreach (var reply in Replies) reply.HandleDone(error);
             Error = error;
             IsDone = true;
@@ -83,5 +74,63 @@ namespace NpcRuntime
         object IEnumerator.Current { get { return null; } }
         bool IEnumerator.MoveNext() { return !IsDone; }
         void IEnumerator.Reset() { }
+    }
+
+    /// <summary>
+    /// One React call: several NPCs answering one line. <see cref="ManyReplies{T}.Replies"/>
+    /// holds a reply per NPC, in the order asked; each completes when the replies are stored.
+    /// </summary>
+    public sealed class CrowdReply : ManyReplies<ReactDone>
+    {
+        internal CrowdReply(NpcRuntimeClient client, string callId, List<string> npcIds, string sessionId)
+            : base(client, callId, sessionId)
+        {
+            Replies.AddRange(npcIds.Select(npc => new SpeakReply(client, callId, npc, sessionId)));
+        }
+
+        /// <summary>The reply of one NPC of the call (null if it was not asked).</summary>
+        public SpeakReply this[string npcId] { get { return Replies.FirstOrDefault(r => r.NpcId == npcId); } }
+
+        internal void HandleEvent(ReactEvent ev)
+        {
+            if (ev == null) return;
+            if (ev.Done != null)
+            {
+                Done = ev.Done;
+                return;
+            }
+            var reply = this[ev.NpcId];
+            if (reply != null) Deliver(reply, ev.Started, ev.Token, ev.Sentence, ev.Reply);
+        }
+    }
+
+    /// <summary>
+    /// One Converse call: NPCs talking among themselves, turn after turn. Each turn is a
+    /// reply of its own in <see cref="ManyReplies{T}.Replies"/>, announced by OnTurn, and
+    /// stored as soon as it is complete.
+    /// </summary>
+    public sealed class SceneReply : ManyReplies<ConverseDone>
+    {
+        internal SceneReply(NpcRuntimeClient client, string callId, string sessionId) : base(client, callId, sessionId) { }
+
+        /// <summary>A turn begins: subscribe to its reply's events.</summary>
+        public event Action<SpeakReply> OnTurn;
+
+        internal void HandleEvent(ConverseEvent ev)
+        {
+            if (ev == null) return;
+            if (ev.Done != null)
+            {
+                Done = ev.Done;
+                return;
+            }
+            if (ev.Started != null && ev.Turn == Replies.Count)
+            {
+                var turn = new SpeakReply(Client, CallId, ev.NpcId, SessionId);
+                Replies.Add(turn);
+                var h = OnTurn; if (h != null) h(turn);
+            }
+            if (ev.Turn < Replies.Count) Deliver(Replies[(int)ev.Turn], ev.Started, ev.Token, ev.Sentence, ev.Reply);
+        }
     }
 }

@@ -483,6 +483,163 @@ namespace NpcRuntime
         }
     }
 
+    /// <summary>proto ConverseRequest.</summary>
+    public sealed partial class ConverseRequest
+    {
+        /// <summary>
+        /// The conversation, as in SpeakRequest.
+        /// </summary>
+        public string SessionId = "";
+        /// <summary>
+        /// The NPCs of the scene, 2-8, each once, speaking in this order.
+        /// </summary>
+        public List<string> NpcIds = new List<string>();
+        /// <summary>
+        /// Turns in all, 1-32; 0: one round (one turn each).
+        /// </summary>
+        public long Turns = 0;
+        /// <summary>
+        /// The line that opens the scene (the player's, or a narrator's under speaker_name),
+        /// with the rules of SpeakRequest.text.
+        /// </summary>
+        public string Text = "";
+        /// <summary>
+        /// Who says the opening line, as SpeakRequest.speaker_name (default "Player").
+        /// </summary>
+        public string SpeakerName = null;
+        /// <summary>
+        /// For every turn.
+        /// </summary>
+        public Sampling Sampling = null;
+        /// <summary>
+        /// An id for Cancel (it stops the scene), as in SpeakRequest.
+        /// </summary>
+        public string RequestId = "";
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ConverseRequest FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ConverseRequest();
+            if (obj.ContainsKey("session_id") && obj["session_id"] != null) m.SessionId = JsonExt.AsString(obj["session_id"]);
+            foreach (var v in JsonExt.AsList(obj.Get("npc_ids"))) m.NpcIds.Add(JsonExt.AsString(v));
+            if (obj.ContainsKey("turns") && obj["turns"] != null) m.Turns = JsonExt.AsLong(obj["turns"]);
+            if (obj.ContainsKey("text") && obj["text"] != null) m.Text = JsonExt.AsString(obj["text"]);
+            if (obj.ContainsKey("speaker_name") && obj["speaker_name"] != null) m.SpeakerName = JsonExt.AsString(obj["speaker_name"]);
+            if (obj.ContainsKey("sampling") && obj["sampling"] != null) m.Sampling = Sampling.FromJson(obj["sampling"] as Dictionary<string, object>);
+            if (obj.ContainsKey("request_id") && obj["request_id"] != null) m.RequestId = JsonExt.AsString(obj["request_id"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (!string.IsNullOrEmpty(SessionId)) d["session_id"] = SessionId;
+            if (NpcIds.Count > 0) d["npc_ids"] = NpcIds.Select(v => (object)v).ToList();
+            if (Turns != 0) d["turns"] = Turns;
+            if (!string.IsNullOrEmpty(Text)) d["text"] = Text;
+            if (SpeakerName != null) d["speaker_name"] = SpeakerName;
+            if (Sampling != null) d["sampling"] = Sampling.ToJson();
+            if (!string.IsNullOrEmpty(RequestId)) d["request_id"] = RequestId;
+            return d;
+        }
+    }
+
+    /// <summary>
+    /// Events of one Converse, turn after turn: Started, Token and Sentence events, then the
+    /// turn's reply (stored), then the next turn; Done last.
+    /// </summary>
+    public sealed partial class ConverseEvent
+    {
+        /// <summary>
+        /// Seconds since the server received the request.
+        /// </summary>
+        public double ElapsedSeconds = 0;
+        /// <summary>
+        /// Who speaks this turn; empty for Done.
+        /// </summary>
+        public string NpcId = "";
+        /// <summary>
+        /// The turn of the scene, from 0.
+        /// </summary>
+        public long Turn = 0;
+        public Started Started = null;
+        public TokenDelta Token = null;
+        public Sentence Sentence = null;
+        /// <summary>
+        /// The turn's whole reply (its stored flag as in Speak's Final).
+        /// </summary>
+        public FinalReply Reply = null;
+        public ConverseDone Done = null;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ConverseEvent FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ConverseEvent();
+            if (obj.ContainsKey("elapsed_seconds") && obj["elapsed_seconds"] != null) m.ElapsedSeconds = JsonExt.AsDouble(obj["elapsed_seconds"]);
+            if (obj.ContainsKey("npc_id") && obj["npc_id"] != null) m.NpcId = JsonExt.AsString(obj["npc_id"]);
+            if (obj.ContainsKey("turn") && obj["turn"] != null) m.Turn = JsonExt.AsLong(obj["turn"]);
+            if (obj.ContainsKey("started") && obj["started"] != null) m.Started = Started.FromJson(obj["started"] as Dictionary<string, object>);
+            if (obj.ContainsKey("token") && obj["token"] != null) m.Token = TokenDelta.FromJson(obj["token"] as Dictionary<string, object>);
+            if (obj.ContainsKey("sentence") && obj["sentence"] != null) m.Sentence = Sentence.FromJson(obj["sentence"] as Dictionary<string, object>);
+            if (obj.ContainsKey("reply") && obj["reply"] != null) m.Reply = FinalReply.FromJson(obj["reply"] as Dictionary<string, object>);
+            if (obj.ContainsKey("done") && obj["done"] != null) m.Done = ConverseDone.FromJson(obj["done"] as Dictionary<string, object>);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (ElapsedSeconds != 0) d["elapsed_seconds"] = ElapsedSeconds;
+            if (!string.IsNullOrEmpty(NpcId)) d["npc_id"] = NpcId;
+            if (Turn != 0) d["turn"] = Turn;
+            if (Started != null) d["started"] = Started.ToJson();
+            if (Token != null) d["token"] = Token.ToJson();
+            if (Sentence != null) d["sentence"] = Sentence.ToJson();
+            if (Reply != null) d["reply"] = Reply.ToJson();
+            if (Done != null) d["done"] = Done.ToJson();
+            return d;
+        }
+    }
+
+    /// <summary>proto ConverseDone.</summary>
+    public sealed partial class ConverseDone
+    {
+        /// <summary>
+        /// Turns stored by the scene (the opening line included).
+        /// </summary>
+        public long TurnsStored = 0;
+        /// <summary>
+        /// True when the scene ended early (Cancel); the turns before are stored.
+        /// </summary>
+        public bool Cancelled = false;
+        public double TotalSeconds = 0;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ConverseDone FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ConverseDone();
+            if (obj.ContainsKey("turns_stored") && obj["turns_stored"] != null) m.TurnsStored = JsonExt.AsLong(obj["turns_stored"]);
+            if (obj.ContainsKey("cancelled") && obj["cancelled"] != null) m.Cancelled = JsonExt.AsBool(obj["cancelled"]);
+            if (obj.ContainsKey("total_seconds") && obj["total_seconds"] != null) m.TotalSeconds = JsonExt.AsDouble(obj["total_seconds"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (TurnsStored != 0) d["turns_stored"] = TurnsStored;
+            if (Cancelled) d["cancelled"] = Cancelled;
+            if (TotalSeconds != 0) d["total_seconds"] = TotalSeconds;
+            return d;
+        }
+    }
+
     /// <summary>proto CancelRequest.</summary>
     public sealed partial class CancelRequest
     {

@@ -103,6 +103,26 @@ namespace NpcRuntime
             return crowd;
         }
 
+        /// <summary>
+        /// NPCs talk among themselves (Converse): after the opening line, <paramref name="turns"/>
+        /// turns (0: one round), the NPCs speaking in order, each hearing the whole scene.
+        /// Each turn is stored as soon as it is complete; OnTurn announces it.
+        /// </summary>
+        public SceneReply Converse(IList<string> npcIds, string text, string sessionId, int turns = 0,
+                                   SpeakOptions options = null)
+        {
+            string id = NewId();
+            var scene = new SceneReply(this, id, sessionId);
+            var request = new ConverseRequest
+            {
+                SessionId = sessionId ?? "", Text = text ?? "", Turns = turns,
+                NpcIds = npcIds != null ? new List<string>(npcIds) : new List<string>(),
+                Sampling = SpeakOptions.SamplingOf(options), SpeakerName = options?.SpeakerName,
+            };
+            StartStream(id, "Converse", request.ToJson(), ev => scene.HandleEvent(ConverseEvent.FromJson(ev)), scene.HandleDone);
+            return scene;
+        }
+
         /// <summary>Adds an NPC to the running cast from its profile (fusion; no restart).</summary>
         public async Task<Npc> RegisterNpc(NpcProfile profile)
         {

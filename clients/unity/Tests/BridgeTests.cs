@@ -143,6 +143,24 @@ namespace NpcRuntime.Tests
         }
 
         [Test]
+        public void NpcsTalkAmongThemselves()
+        {
+            var scene = client.Converse(new[] { "brann", "marla" }, "The smith and the innkeeper argue about the price of nails.", session, 3, Short);
+            var announced = new List<string>();
+            scene.OnTurn += turn => announced.Add(turn.NpcId);
+            var done = Result(scene.Task);
+            Assert.IsFalse(done.Cancelled);
+            CollectionAssert.AreEqual(new[] { "brann", "marla", "brann" }, scene.Replies.Select(r => r.NpcId).ToArray());
+            CollectionAssert.AreEqual(new[] { "brann", "marla", "brann" }, announced);
+            Assert.IsTrue(scene.Replies.All(r => r.IsDone && r.Final.Stored));
+            var turns = Result(client.GetSession(session)).Turns;
+            var expected = new List<string> { "" };
+            expected.AddRange(scene.Replies.Where(r => r.Final.Text != "").Select(r => r.NpcId));
+            CollectionAssert.AreEqual(expected, turns.Select(t => t.NpcId).ToArray());
+            Assert.AreEqual(expected.Count, done.TurnsStored);
+        }
+
+        [Test]
         public void RegistersAnNpcThenSpeaksWithIt()
         {
             string id = "lyra_" + Guid.NewGuid().ToString("N").Substring(0, 8);

@@ -46,6 +46,11 @@ signal session_received(request_id: int, session: Dictionary)
 ## react(): every reply of the call is stored (done is the bridge's "done" object:
 ## stored, turns_stored, total_seconds); each NpcReply has completed first.
 signal reaction_completed(request_id: int, done: Dictionary)
+## converse(): a turn of the scene begins; connect its NpcReply's signals.
+signal scene_turn(request_id: int, reply: RefCounted)
+## converse(): the scene is over; done is the bridge's "done" object (turns_stored,
+## cancelled, total_seconds).
+signal scene_completed(request_id: int, done: Dictionary)
 ## Any other unary call made with call_method().
 signal response_received(request_id: int, method: String, response: Dictionary)
 signal connected
@@ -205,6 +210,25 @@ func react(
 	return ordered
 
 
+## NPCs talk among themselves after the player's opening line: turns turns (0: one
+## round), npc_ids (2-8) speaking in order, each hearing the whole scene. Each turn is
+## stored as soon as it is complete. Returns the request id that scene_turn (an NpcReply
+## per turn), scene_completed and error carry; cancel(request_id) stops the scene.
+func converse(
+	npc_ids: PackedStringArray, text: String, turns := 0, session_id := "", sampling := {}
+) -> int:
+	var session := session_id if not session_id.is_empty() else default_session_id
+	var request := {"npc_ids": Array(npc_ids), "session_id": session, "text": text}
+	if turns > 0:
+		request["turns"] = turns
+	if not sampling.is_empty():
+		request["sampling"] = sampling
+	var request_id := _call("Converse", request)
+	_calls[request_id]["turns"] = []
+	_calls[request_id]["session"] = session
+	return request_id
+
+
 ## Registers a new NPC from a profile {id, name, profile, style?, greeting?, examples?};
 ## npc_registered(npc) follows (the daemon needs the admin token when it has one).
 func register_npc(profile: Dictionary) -> int:
@@ -336,6 +360,8 @@ func _handle_text(text: String) -> void:
 		_handle_event(entry["reply"], frame["event"])
 	elif frame.has("event") and entry.has("replies"):
 		_handle_crowd_event(request_id, entry["replies"], frame["event"])
+	elif frame.has("event") and entry.has("turns"):
+		_handle_scene_event(request_id, entry, frame["event"])
 	elif frame.has("response"):
 		_handle_response(method, request_id, frame["response"])
 	if frame.get("done", false):
@@ -349,6 +375,8 @@ func _fail(request_id: int, code: String, message: String) -> void:
 	if entry.get("reply") != null:
 		entry["reply"]._on_error(code, message)
 	for reply in entry.get("replies", {}).values():
+		reply._on_error(code, message)
+	for reply in entry.get("turns", []):
 		reply._on_error(code, message)
 	error.emit(request_id, code, message)
 
@@ -403,3 +431,22 @@ func _handle_crowd_event(request_id: int, replies: Dictionary, event: Dictionary
 		_handle_event(reply, {"final": event["reply"]})
 	else:
 		_handle_event(reply, event)
+
+
+## A Converse event: one turn's (its "turn" index), but "done", which ends the call.
+func _handle_scene_event(request_id: int, entry: Dictionary, event: Dictionary) -> void:
+	if event.has("done"):
+		scene_completed.emit(request_id, event["done"])
+		return
+	var turns: Array = entry["turns"]
+	var turn := int(event.get("turn", 0))
+	if event.has("started") and turn == turns.size():
+		var npc_id := str(event.get("npc_id", ""))
+		turns.append(NpcReply.new(request_id, npc_id, entry["session"], cancel))
+		scene_turn.emit(request_id, turns[turn])
+	if turn >= turns.size():
+		return
+	if event.has("reply"):
+		_handle_event(turns[turn], {"final": event["reply"]})
+	else:
+		_handle_event(turns[turn], event)

@@ -1,5 +1,6 @@
-"""React: several NPCs answer one player line, in one batch, through a real daemon on
-loopback (gRPC and the bridge); their replies are stored together, in npc_ids order."""
+"""Crowds through a real daemon on loopback (gRPC and the bridge). React: several NPCs
+answer one player line, in one batch, their replies stored together in npc_ids order.
+Converse: NPCs talk among themselves, turn after turn, each turn stored as it ends."""
 
 from __future__ import annotations
 
@@ -184,3 +185,83 @@ def test_any_list_of_npc_ids_is_served_in_order_or_refused_whole(server):
             assert stored == [""] + [n for n in npc_ids if replies[n].text]
             outcomes["served"] += 1
     assert outcomes["served"] >= 15 and outcomes["INVALID_ARGUMENT"] >= 10, outcomes
+
+
+SCENE = "The smith and the innkeeper argue about the price of nails."
+
+
+def test_npcs_talk_among_themselves_turn_after_turn(server):
+    with server.client() as client:
+        events = list(client.converse(["brann", "marla"], SCENE, turns=4, session_id="inn",
+                                      sampling=SEEDED))  # fmt: skip
+        starts = [(e.turn, e.npc_id) for e in events if e.HasField("started")]
+        assert starts == [(0, "brann"), (1, "marla"), (2, "brann"), (3, "marla")]
+        replies = [e for e in events if e.HasField("reply")]
+        assert [(e.turn, e.npc_id) for e in replies] == starts
+        assert all(e.reply.stored for e in replies)
+        for e in replies:
+            streamed = "".join(
+                t.token.text for t in events if t.HasField("token") and t.turn == e.turn
+            )
+            assert e.reply.text == streamed.strip()
+        # Each turn hears the ones before: the prompt grows turn after turn.
+        prompts = [e.reply.prompt_tokens for e in replies]
+        assert prompts == sorted(prompts) and prompts[-1] > prompts[0]
+        done = events[-1]
+        assert done.HasField("done") and not done.done.cancelled
+        stored = _texts(client, "inn")
+        assert stored == [("", SCENE)] + [(e.npc_id, e.reply.text) for e in replies if e.reply.text]
+        assert done.done.turns_stored == len(stored)
+
+
+def test_a_scene_stores_each_turn_as_it_ends_and_a_cancel_keeps_them(server):
+    with server.client() as client, server.client() as watcher:
+        options = {"session_id": "square", "request_id": "scene1", "turns": 6}
+        sampling = {"max_tokens": 12, "seed": 5}
+        stream = client.converse(["pip", "brann", "marla"], SCENE, sampling=sampling, **options)
+        first = None
+        events = []
+        for event in stream:
+            events.append(event)
+            if event.HasField("reply"):
+                first = event
+                # Stored already, while the scene goes on.
+                assert _texts(watcher, "square")[0] == ("", SCENE)
+                client.cancel("scene1")
+                break
+        events += list(stream)
+        done = events[-1]
+        assert done.HasField("done") and done.done.cancelled
+        spoken = [e for e in events if e.HasField("reply") and e.reply.stored]
+        assert spoken[0] is first and len(spoken) < 6
+        stored = _texts(watcher, "square")
+        assert stored == [("", SCENE)] + [(e.npc_id, e.reply.text) for e in spoken if e.reply.text]
+        assert done.done.turns_stored == len(stored)
+
+
+@pytest.mark.parametrize(
+    ("npc_ids", "turns", "words"),
+    [
+        (["brann"], 2, "2 to 8"),
+        (["brann", "pip", "brann"], 2, "twice"),
+        (["brann", "pip"], 33, "at most 32"),
+    ],
+)
+def test_bad_scenes_are_refused_and_nothing_is_stored(server, npc_ids, turns, words):
+    with server.client() as client:
+        with pytest.raises(NpcRuntimeError) as refused:
+            list(client.converse(npc_ids, SCENE, turns=turns, session_id="bad"))
+        assert refused.value.code == "INVALID_ARGUMENT" and words in refused.value.message
+        with pytest.raises(NpcRuntimeError):
+            client.get_session("bad")
+
+
+def test_a_scene_over_the_bridge(server):
+    with Conn(server.bridge_url) as conn:
+        request = {"session_id": "b", "text": SCENE, "npc_ids": ["pip", "brann"], "turns": 2,
+                   "sampling": {"max_tokens": 4, "seed": 1}}  # fmt: skip
+        frames = conn.call("Converse", request)
+    assert frames[-1] == {"id": "c", "done": True}
+    assert frames[-2]["event"]["done"]["cancelled"] is False
+    replies = [f["event"] for f in frames if "reply" in f.get("event", {})]
+    assert [(r["turn"], r["npc_id"]) for r in replies] == [(0, "pip"), (1, "brann")]
