@@ -1,4 +1,4 @@
-"""The engine's own forward for Llama-family models (Llama, Mistral, Qwen2).
+"""The engine's own forward for Llama-family models (Llama, Mistral, Qwen2, Qwen3).
 
 Same math as the transformers forward (logits agree to float rounding; a test checks
 1e-4), laid out for serving many sequences on a CPU where per-op overhead, not arithmetic,
@@ -30,17 +30,33 @@ from .kernels import Dense
 from .lora import LoraPacks
 from .runner import Segment
 
-SUPPORTED = ("llama", "mistral", "qwen2")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def rope_type(cfg) -> str:
+    """The rope type, as transformers 5 (rope_parameters) and 4 (rope_scaling, where
+    "type" is the older spelling) write it."""
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    return rope.get("rope_type") or rope.get("type") or "default"
+
+
+def sliding(cfg) -> bool:
+    """Whether any layer attends through a sliding window (a Qwen config names a window
+    it does not use unless use_sliding_window is set)."""
+    if getattr(cfg, "sliding_window", None) is None:
+        return False
+    if cfg.model_type.startswith("qwen") and not getattr(cfg, "use_sliding_window", False):
+        return False
+    return "sliding_attention" in (getattr(cfg, "layer_types", None) or ["sliding_attention"])
 
 
 def supports(model: nn.Module) -> bool:
     cfg = model.config
-    rope = getattr(cfg, "rope_parameters", None) or {}
     return (
         cfg.model_type in SUPPORTED
         and getattr(cfg, "hidden_act", "silu") == "silu"
-        and rope.get("rope_type", "default") in ("default", "linear", "llama3")
-        and getattr(cfg, "sliding_window", None) is None
+        and rope_type(cfg) in ("default", "linear", "llama3")
+        and not sliding(cfg)
         and hasattr(model, "model")
         and hasattr(model.model, "rotary_emb")
     )
@@ -55,6 +71,15 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
     half = head_dim // 2
     within = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)
     return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
+
+
+def _qk_norms(attention: nn.Module, within: torch.Tensor):
+    """(weight, eps) of the q and k head norms (Qwen3), their weights in the pair order
+    of the rows they scale; None for families without them."""
+    q, k = getattr(attention, "q_norm", None), getattr(attention, "k_norm", None)
+    if q is None or k is None:
+        return None
+    return tuple((n.weight[within], n.variance_epsilon) for n in (q, k))
 
 
 def _cat(ts: list[torch.Tensor | None], dim: int = 0) -> torch.Tensor | None:
@@ -129,6 +154,7 @@ class LlamaRunner:
         self.lm_head = chooser.dense([(model.get_output_embeddings(), None)])
         q_order = _pair_order(self.heads, self.head_dim).to(device)
         k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
+        within = _pair_order(1, self.head_dim).to(device)  # a q/k norm's weight, reordered
         self.layers = []
         for layer in inner.layers:
             att, mlp = layer.self_attn, layer.mlp
@@ -141,6 +167,7 @@ class LlamaRunner:
                         layer.post_attention_layernorm.variance_epsilon,
                     ),
                     qkv=chooser.dense(qkv),
+                    qk_norm=_qk_norms(att, within),
                     o=chooser.dense([(att.o_proj, None)]),
                     gate=chooser.dense([(mlp.gate_proj, None)]),
                     up=chooser.dense([(mlp.up_proj, None)]),
@@ -235,6 +262,8 @@ class LlamaRunner:
             lora = packs[li] if packs is not None else {}
             h = F.rms_norm(x, (hidden,), *layer["ln1"])
             qkv = self._linear(h, layer["qkv"], lora.get("qkv"), scales)
+            if layer["qk_norm"] is not None:
+                self._norm_heads(qkv, *layer["qk_norm"])
             self._rotate(qkv[:, : self.qk_dim], freqs)
             cache = self.kv[li]
             cache[:, slot_idx, :, pos] = qkv[:, self.q_dim :].view(
@@ -250,6 +279,14 @@ class LlamaRunner:
         rows = x[want] if len(want) < x.shape[0] else x
         rows = F.rms_norm(rows, (hidden,), *self.norm)
         return self.lm_head(rows).float()
+
+    def _norm_heads(self, qkv: torch.Tensor, q_norm, k_norm) -> None:
+        """Qwen3's RMSNorm of each q and k head over its head_dim, in place, before rope."""
+        hd = (self.head_dim,)
+        q = qkv[:, : self.q_dim].view(-1, self.heads, self.head_dim)
+        k = qkv[:, self.q_dim : self.qk_dim].view(-1, self.kv_heads, self.head_dim)
+        q.copy_(F.rms_norm(q, hd, *q_norm))
+        k.copy_(F.rms_norm(k, hd, *k_norm))
 
     def _rotate(self, qk: torch.Tensor, freqs: torch.Tensor) -> None:
         """Rotary embedding of q and k in place: pairs of rows as complex numbers."""
