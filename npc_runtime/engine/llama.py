@@ -1,4 +1,5 @@
-"""The engine's own forward for Llama-family models (Llama, Mistral, Qwen2, Qwen3).
+"""The engine's own forward for Llama-family models (Llama, Mistral, Qwen2, Qwen3,
+SmolLM3).
 
 Same math as the transformers forward (logits agree to float rounding; a test checks
 1e-4), laid out for serving many sequences on a CPU where per-op overhead, not arithmetic,
@@ -30,7 +31,7 @@ from .kernels import Dense
 from .lora import LoraPacks
 from .runner import Segment
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
 
 
 def rope_type(cfg) -> str:
@@ -41,11 +42,11 @@ def rope_type(cfg) -> str:
 
 
 def sliding(cfg) -> bool:
-    """Whether any layer attends through a sliding window (a Qwen config names a window
-    it does not use unless use_sliding_window is set)."""
+    """Whether any layer attends through a sliding window (Qwen and SmolLM3 configs name
+    a window they do not use unless use_sliding_window is set)."""
     if getattr(cfg, "sliding_window", None) is None:
         return False
-    if cfg.model_type.startswith("qwen") and not getattr(cfg, "use_sliding_window", False):
+    if not getattr(cfg, "use_sliding_window", True):
         return False
     return "sliding_attention" in (getattr(cfg, "layer_types", None) or ["sliding_attention"])
 
@@ -156,7 +157,8 @@ class LlamaRunner:
         k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
         within = _pair_order(1, self.head_dim).to(device)  # a q/k norm's weight, reordered
         self.layers = []
-        for layer in inner.layers:
+        use_rope = getattr(cfg, "no_rope_layers", None) or [1] * len(inner.layers)  # SmolLM3
+        for layer, rope in zip(inner.layers, use_rope):
             att, mlp = layer.self_attn, layer.mlp
             qkv = [(att.q_proj, q_order), (att.k_proj, k_order), (att.v_proj, None)]
             self.layers.append(
@@ -168,6 +170,7 @@ class LlamaRunner:
                     ),
                     qkv=chooser.dense(qkv),
                     qk_norm=_qk_norms(att, within),
+                    rope=bool(rope),
                     o=chooser.dense([(att.o_proj, None)]),
                     gate=chooser.dense([(mlp.gate_proj, None)]),
                     up=chooser.dense([(mlp.up_proj, None)]),
@@ -264,7 +267,8 @@ class LlamaRunner:
             qkv = self._linear(h, layer["qkv"], lora.get("qkv"), scales)
             if layer["qk_norm"] is not None:
                 self._norm_heads(qkv, *layer["qk_norm"])
-            self._rotate(qkv[:, : self.qk_dim], freqs)
+            if layer["rope"]:
+                self._rotate(qkv[:, : self.qk_dim], freqs)
             cache = self.kv[li]
             cache[:, slot_idx, :, pos] = qkv[:, self.q_dim :].view(
                 -1, 2, self.kv_heads, self.head_dim
