@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .base_model import DTYPES  # noqa: E402
+from .neeko.config import DEFAULT_TARGETS  # noqa: E402
 
 
 def _dtype_arg(p: argparse.ArgumentParser) -> None:
@@ -74,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=int, default=8, help="rank per block (default 8)")
     p.add_argument("--alpha", type=float, default=16.0)
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj", help="module names")
+    p.add_argument(
+        "--targets",
+        default=",".join(DEFAULT_TARGETS),
+        help="module names (default: the attention projections, apart or fused)",
+    )
     p.add_argument("--characters", help="comma-separated subset of characters")
     p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])

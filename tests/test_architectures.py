@@ -29,9 +29,11 @@ SMALL = dict(
 
 
 def _families():
-    from transformers import MistralConfig, Qwen2Config, Qwen3Config, SmolLM3Config
+    from transformers import MistralConfig, Phi3Config, Qwen2Config, Qwen3Config, SmolLM3Config
 
     return {
+        # q, k and v in one weight, gate and up in another
+        "phi3": lambda tok: Phi3Config(**SMALL, tie_word_embeddings=False, **tok),
         # a layer without rope, as SmolLM3 has every fourth
         "smollm3": lambda tok: SmolLM3Config(**SMALL, no_rope_layers=[1, 0], **tok),
         "qwen3": lambda tok: Qwen3Config(**SMALL, tie_word_embeddings=True, **tok),
@@ -70,7 +72,7 @@ def tiny_cast(folder, tokenizer, family: str) -> Cast:
     return cast
 
 
-@pytest.fixture(scope="module", params=["qwen3", "smollm3", "qwen2", "mistral"])
+@pytest.fixture(scope="module", params=["qwen3", "smollm3", "phi3", "qwen2", "mistral"])
 def cast(request, tmp_path_factory, real_tokenizer):
     folder = tmp_path_factory.mktemp(request.param) / "model"
     return tiny_cast(folder, real_tokenizer, request.param)

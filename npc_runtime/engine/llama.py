@@ -28,10 +28,10 @@ from ..neeko.layer import DynamicLoraLinear
 from ..quant import Int4Linear, Int8Linear, dequantized
 from . import kernels
 from .kernels import Dense
-from .lora import LoraPacks
+from .lora import Groups, LoraPacks
 from .runner import Segment
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "smollm3")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "smollm3", "phi3")
 
 
 def rope_type(cfg) -> str:
@@ -58,6 +58,7 @@ def supports(model: nn.Module) -> bool:
         and getattr(cfg, "hidden_act", "silu") == "silu"
         and rope_type(cfg) in ("default", "linear", "llama3")
         and not sliding(cfg)
+        and (getattr(cfg, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0) == 1.0
         and hasattr(model, "model")
         and hasattr(model.model, "rotary_emb")
     )
@@ -72,6 +73,29 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
     half = head_dim // 2
     within = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)
     return (torch.arange(heads)[:, None] * head_dim + within[None, :]).reshape(-1)
+
+
+def layer_groups(layer: nn.Module, q_order: torch.Tensor, k_order: torch.Tensor) -> Groups:
+    """The layer's projections as the forward computes them: q, k and v in one matmul,
+    gate and up in another, whether the family keeps them apart (Llama) or fused in one
+    weight (Phi-3's qkv_proj and gate_up_proj); q and k rows in pair order."""
+    att, mlp = layer.self_attn, layer.mlp
+    if hasattr(att, "qkv_proj"):
+        q_dim, kv_dim = len(q_order), len(k_order)
+        v_rows = torch.arange(q_dim + kv_dim, q_dim + 2 * kv_dim, device=q_order.device)
+        qkv = [(att.qkv_proj, torch.cat([q_order, q_dim + k_order, v_rows]))]
+    else:
+        qkv = [(att.q_proj, q_order), (att.k_proj, k_order), (att.v_proj, None)]
+    if hasattr(mlp, "gate_up_proj"):
+        gate_up = [(mlp.gate_up_proj, None)]
+    else:
+        gate_up = [(mlp.gate_proj, None), (mlp.up_proj, None)]
+    return {
+        "qkv": qkv,
+        "o": [(att.o_proj, None)],
+        "gate_up": gate_up,
+        "down": [(mlp.down_proj, None)],
+    }
 
 
 def _qk_norms(attention: nn.Module, within: torch.Tensor):
@@ -157,10 +181,9 @@ class LlamaRunner:
         k_order = _pair_order(self.kv_heads, self.head_dim).to(device)
         within = _pair_order(1, self.head_dim).to(device)  # a q/k norm's weight, reordered
         self.layers = []
+        groups = [layer_groups(layer, q_order, k_order) for layer in inner.layers]
         use_rope = getattr(cfg, "no_rope_layers", None) or [1] * len(inner.layers)  # SmolLM3
-        for layer, rope in zip(inner.layers, use_rope):
-            att, mlp = layer.self_attn, layer.mlp
-            qkv = [(att.q_proj, q_order), (att.k_proj, k_order), (att.v_proj, None)]
+        for layer, parts, rope in zip(inner.layers, groups, use_rope):
             self.layers.append(
                 dict(
                     ln1=(layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
@@ -168,21 +191,15 @@ class LlamaRunner:
                         layer.post_attention_layernorm.weight,
                         layer.post_attention_layernorm.variance_epsilon,
                     ),
-                    qkv=chooser.dense(qkv),
-                    qk_norm=_qk_norms(att, within),
+                    qk_norm=_qk_norms(layer.self_attn, within),
                     rope=bool(rope),
-                    o=chooser.dense([(att.o_proj, None)]),
-                    gate=chooser.dense([(mlp.gate_proj, None)]),
-                    up=chooser.dense([(mlp.up_proj, None)]),
-                    down=chooser.dense([(mlp.down_proj, None)]),
+                    **{name: chooser.dense(members) for name, members in parts.items()},
                 )
             )
+        self.intermediate = cfg.intermediate_size  # gate's rows, then up's, in gate_up
         self.kernel = "+".join(sorted(chooser.used))  # what serve logs
         self.lora = LoraPacks(
-            list(inner.layers),
-            cast.lora.rank,
-            {"self_attn.q_proj": q_order, "self_attn.k_proj": k_order},
-            torch.float32 if device.type == "cpu" else dtype,
+            groups, cast.lora.rank, torch.float32 if device.type == "cpu" else dtype
         )
         self.neeko = cast.neeko
         self.scaling = cast.lora.scaling
@@ -276,8 +293,8 @@ class LlamaRunner:
             attn = self._attention(qkv, cache, n_dec, dec_mask, spans)
             self._linear(attn, layer["o"], lora.get("o"), scales, out=x)
             h = F.rms_norm(x, (hidden,), *layer["ln2"])
-            gate = self._linear(h, layer["gate"], lora.get("gate"), scales)
-            up = self._linear(h, layer["up"], lora.get("up"), scales)
+            gate_up = self._linear(h, layer["gate_up"], lora.get("gate_up"), scales)
+            gate, up = gate_up[:, : self.intermediate], gate_up[:, self.intermediate :]
             act = F.silu(gate, inplace=True).mul_(up)
             self._linear(act, layer["down"], lora.get("down"), scales, out=x)
         rows = x[want] if len(want) < x.shape[0] else x

@@ -19,14 +19,9 @@ from torch import nn
 from ..neeko.layer import DynamicLoraLinear
 from ..quant import stored_weight
 
-# The projection groups of a decoder layer, each computed by one matmul in the forward.
-GROUPS = {
-    "qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-    "o": ("self_attn.o_proj",),
-    "gate": ("mlp.gate_proj",),
-    "up": ("mlp.up_proj",),
-    "down": ("mlp.down_proj",),
-}
+# A decoder layer's projection groups, each one matmul in the forward: per group, its
+# member modules with the order the forward gives their output rows (None: as they are).
+Groups = dict[str, list[tuple[nn.Module, torch.Tensor | None]]]
 
 
 @dataclass(frozen=True)
@@ -39,26 +34,19 @@ class Pack:
 class LoraPacks:
     def __init__(
         self,
-        layers: list[nn.Module],
+        layers: list[Groups],
         rank: int,
-        row_orders: dict[str, torch.Tensor],
         dtype: torch.dtype,
         budget_bytes: int = 256 * 2**20,
     ):
-        """layers: the decoder layers. row_orders: for a module whose output rows the
-        forward permutes (q and k, for rotary embedding on complex pairs), the new order.
-        dtype: what the LoRA is computed in (float32 for a bfloat16 model on a CPU, whose
-        kernels for such thin bfloat16 matmuls are slow)."""
+        """layers: each decoder layer's groups, in the forward's row order (q and k rows
+        permuted for rotary embedding on complex pairs). dtype: what the LoRA is computed
+        in (float32 for a bfloat16 model on a CPU, whose kernels for such thin bfloat16
+        matmuls are slow)."""
         self.rank = rank
         self.dtype = dtype
         self.budget = budget_bytes
-        self.modules: list[dict[str, list[tuple[nn.Module, torch.Tensor | None]]]] = [
-            {
-                group: [(layer.get_submodule(m), row_orders.get(m)) for m in members]
-                for group, members in GROUPS.items()
-            }
-            for layer in layers
-        ]
+        self.modules = layers
         self.groups = [
             g
             for g, mods in self.modules[0].items()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# The attention projections: q, k and v apart (Llama and most families) or fused (Phi-3).
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj")
 
 
 @dataclass(frozen=True)
