@@ -76,9 +76,11 @@ def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
 
 
 def layer_groups(layer: nn.Module, q_order: torch.Tensor, k_order: torch.Tensor) -> Groups:
-    """The layer's projections as the forward computes them: q, k and v in one matmul,
-    gate and up in another, whether the family keeps them apart (Llama) or fused in one
-    weight (Phi-3's qkv_proj and gate_up_proj); q and k rows in pair order."""
+    """The layer's projections as the forward computes them: q, k and v in one matmul
+    (their rows in one weight: a copy where the family keeps them apart), q and k rows in
+    pair order; gate and up as the family keeps them, apart (Llama) or in one weight
+    (Phi-3's gate_up_proj, whose output the forward splits), so the MLP, most of the
+    weights, is never copied."""
     att, mlp = layer.self_attn, layer.mlp
     if hasattr(att, "qkv_proj"):
         q_dim, kv_dim = len(q_order), len(k_order)
@@ -86,16 +88,13 @@ def layer_groups(layer: nn.Module, q_order: torch.Tensor, k_order: torch.Tensor)
         qkv = [(att.qkv_proj, torch.cat([q_order, q_dim + k_order, v_rows]))]
     else:
         qkv = [(att.q_proj, q_order), (att.k_proj, k_order), (att.v_proj, None)]
+    groups = {"qkv": qkv, "o": [(att.o_proj, None)]}
     if hasattr(mlp, "gate_up_proj"):
-        gate_up = [(mlp.gate_up_proj, None)]
+        groups["gate_up"] = [(mlp.gate_up_proj, None)]
     else:
-        gate_up = [(mlp.gate_proj, None), (mlp.up_proj, None)]
-    return {
-        "qkv": qkv,
-        "o": [(att.o_proj, None)],
-        "gate_up": gate_up,
-        "down": [(mlp.down_proj, None)],
-    }
+        groups["gate"], groups["up"] = [(mlp.gate_proj, None)], [(mlp.up_proj, None)]
+    groups["down"] = [(mlp.down_proj, None)]
+    return groups
 
 
 def _qk_norms(attention: nn.Module, within: torch.Tensor):
@@ -196,7 +195,7 @@ class LlamaRunner:
                     **{name: chooser.dense(members) for name, members in parts.items()},
                 )
             )
-        self.intermediate = cfg.intermediate_size  # gate's rows, then up's, in gate_up
+        self.intermediate = cfg.intermediate_size  # gate's rows, then up's, in a gate_up
         self.kernel = "+".join(sorted(chooser.used))  # what serve logs
         self.lora = LoraPacks(
             groups, cast.lora.rank, torch.float32 if device.type == "cpu" else dtype
@@ -293,8 +292,12 @@ class LlamaRunner:
             attn = self._attention(qkv, cache, n_dec, dec_mask, spans)
             self._linear(attn, layer["o"], lora.get("o"), scales, out=x)
             h = F.rms_norm(x, (hidden,), *layer["ln2"])
-            gate_up = self._linear(h, layer["gate_up"], lora.get("gate_up"), scales)
-            gate, up = gate_up[:, : self.intermediate], gate_up[:, self.intermediate :]
+            if "gate_up" in layer:
+                gate_up = self._linear(h, layer["gate_up"], lora.get("gate_up"), scales)
+                gate, up = gate_up[:, : self.intermediate], gate_up[:, self.intermediate :]
+            else:
+                gate = self._linear(h, layer["gate"], lora.get("gate"), scales)
+                up = self._linear(h, layer["up"], lora.get("up"), scales)
             act = F.silu(gate, inplace=True).mul_(up)
             self._linear(act, layer["down"], lora.get("down"), scales, out=x)
         rows = x[want] if len(want) < x.shape[0] else x
