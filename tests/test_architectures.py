@@ -1,8 +1,9 @@
 """Families the engine's own forward serves besides Llama: a tiny random model of each,
 built from transformers' own config class (nothing downloaded), with the embedded
 tokenizer and a cast of two blocks and a fused NPC. Our forward's logits equal
-transformers' for rows of different NPCs read and decoded together, and the prefix cache
-gives the same greedy text on and off. Models outside the forward's reach take the
+transformers' for rows of different NPCs read and decoded together, the prefix cache
+gives the same greedy text on and off, the peft export gives our logits and expansion
+leaves old blocks bitwise alone. Models outside the forward's reach take the
 transformers runner."""
 
 from __future__ import annotations
@@ -165,3 +166,48 @@ def test_the_rope_type_is_read_as_either_transformers_writes_it(config, expected
     from types import SimpleNamespace
 
     assert llama.rope_type(SimpleNamespace(**config)) == expected
+
+
+def test_the_peft_export_gives_the_same_logits(cast, tmp_path):
+    """A fused NPC's blend exported as one peft LoRA (this family's target names) loads on
+    the plain base model and gives our logits."""
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM
+
+    from npc_runtime.neeko.export import export_peft
+
+    out = export_peft(cast, "tess", tmp_path / "tess")
+    base = AutoModelForCausalLM.from_pretrained(
+        cast.model.config._name_or_path, dtype=torch.float32
+    )
+    served = peft.PeftModel.from_pretrained(base, out).eval()
+    ids = torch.tensor([cast.tokenizer.encode("Well met, stranger. What brings you here?")])
+    with torch.no_grad():
+        theirs = served(ids).logits
+        with cast.speaking("tess"):
+            ours = cast.model(ids).logits
+    assert (theirs - ours).abs().max().item() <= 1e-4
+
+
+def test_expansion_trains_a_block_and_leaves_the_others_bitwise(cast, village_data):
+    """Expansion on this family: the new block learns (its B is no longer zero) and every
+    old block's tensors, and an old NPC's logits, stay bitwise the same."""
+    from npc_runtime.neeko.train import TrainConfig
+    from npc_runtime.neeko.tuning import expand
+
+    old = {b: {k: v.clone() for k, v in cast.neeko.block_state(b).items()}
+           for b in cast.neeko.block_ids}  # fmt: skip
+    ids = torch.tensor([cast.tokenizer.encode("Evening, friend.")])
+    before = _reference(cast, "tess", ids[0].tolist())
+    config = TrainConfig(epochs=1, batch_size=2, max_samples_per_character=4, max_length=96)
+    try:
+        expand(cast, village_data, "old_nessa", train=config, show_progress=False)
+        for block, tensors in old.items():
+            now = cast.neeko.block_state(block)
+            assert all(torch.equal(tensors[k], now[k]) for k in tensors), block
+        assert torch.equal(_reference(cast, "tess", ids[0].tolist()), before)
+        new = cast.neeko.block_state("old_nessa")
+        assert any(v.abs().sum() > 0 for k, v in new.items() if k.endswith("lora_B"))
+    finally:
+        if "old_nessa" in cast.npc_ids():
+            cast.remove_npc("old_nessa")
