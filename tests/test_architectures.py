@@ -9,6 +9,7 @@ transformers runner."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from npc_runtime.neeko import Cast, GateConfig, LoraConfig
 from npc_runtime.neeko.profile import profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 
+# benchmarks/gpu_check.sh runs the forward's tests on its device (float32 there too).
+DEVICE = os.environ.get("NPC_RUNTIME_TEST_DEVICE", "cpu")
 SMALL = dict(
     hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
@@ -57,7 +60,7 @@ def tiny_cast(folder, tokenizer, family: str) -> Cast:
                 module.weight.uniform_(0.5, 1.5)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    cast = Cast(load_base(folder), LoraConfig(), GateConfig())
+    cast = Cast(load_base(folder, device=DEVICE), LoraConfig(), GateConfig())
     rng = np.random.default_rng(0)
     for npc in ("brann", "marla"):
         profile = profile_from_dict(
@@ -85,7 +88,7 @@ def _blend(cast, npc):
 
 def _reference(cast, npc, ids):
     with torch.no_grad(), cast.speaking(npc):
-        return cast.model(torch.tensor([ids])).logits[0]
+        return cast.model(torch.tensor([ids], device=DEVICE)).logits[0]
 
 
 def test_the_engine_serves_the_family_with_its_own_forward(cast):
