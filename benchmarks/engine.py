@@ -97,10 +97,12 @@ async def batch(
     return await asyncio.gather(*(one(i, npc) for i, npc in enumerate(npcs)))
 
 
-def hf_run(model, prompts: list[list[int]], pad: int, **kwargs) -> Run:
+def hf_run(model, prompts: list[list[int]], pad: int, device: str = "cpu", **kwargs) -> Run:
+    """transformers generate of these prompts at once (left-padded), greedy; on a GPU it
+    waits for the device, so the time is the work's."""
     width = max(map(len, prompts))
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
 
     def run(tokens: int) -> None:
         with torch.inference_mode():
@@ -108,6 +110,8 @@ def hf_run(model, prompts: list[list[int]], pad: int, **kwargs) -> Run:
                 input_ids=ids, attention_mask=mask, max_new_tokens=tokens, min_new_tokens=tokens,
                 do_sample=False, pad_token_id=pad, **kwargs,
             )  # fmt: skip
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     return run
 

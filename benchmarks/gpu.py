@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from engine import batch, rates  # noqa: E402  (benchmarks/engine.py)
+from engine import batch, hf_run, rates  # noqa: E402  (benchmarks/engine.py)
 
 from npc_runtime.base_model import load_base, load_tokenizer  # noqa: E402
 from npc_runtime.engine import Engine, EngineConfig  # noqa: E402
@@ -86,23 +86,6 @@ def cast_of(folder: Path, device: str, dtype: str, npcs: int) -> tuple[Cast, lis
     return cast, ids
 
 
-def generate_run(model, prompts, pad: int, device: str, **kwargs):
-    width = max(map(len, prompts))
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-
-    def run(tokens: int) -> None:
-        with torch.inference_mode():
-            model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=tokens, min_new_tokens=tokens,
-                do_sample=False, pad_token_id=pad, **kwargs,
-            )  # fmt: skip
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    return run
-
-
 async def one_config(name: str, args, work: Path) -> list[str]:
     sizes = [1, 2] if args.dry_run else [int(n) for n in args.npcs.split(",")]
     tokens = 4 if args.dry_run else args.tokens
@@ -134,9 +117,9 @@ async def one_config(name: str, args, work: Path) -> list[str]:
         for k in sizes:
             cases[f"ours {k}"] = (k, lambda t, k=k: batch(engine, npcs[:k], t))
             cases[f"nolora {k}"] = (k, lambda t, k=k: batch(engine, npcs[:k], t, lora=False))
-            cases[f"base {k}"] = (k, generate_run(plain, prompts[:k], pad, args.device))
-            cases[f"peft {k}"] = (k, generate_run(multi, prompts[:k], pad, args.device,
-                                                   adapter_names=npcs[:k]))  # fmt: skip
+            cases[f"base {k}"] = (k, hf_run(plain, prompts[:k], pad, args.device))
+            cases[f"peft {k}"] = (k, hf_run(multi, prompts[:k], pad, args.device,
+                                             adapter_names=npcs[:k]))  # fmt: skip
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         r = await rates(cases, tokens, 1 if args.dry_run else args.repeat)

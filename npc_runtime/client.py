@@ -74,17 +74,9 @@ def react_request(
     request_id: str = "",
     hear_earlier_replies: bool = False,
 ) -> pb.ReactRequest:
-    one = speak_request("", text, session_id, speaker_name, sampling, request_id)
-    request = pb.ReactRequest(
-        session_id=one.session_id,
-        text=one.text,
-        npc_ids=npc_ids,
-        sampling=one.sampling,
-        request_id=one.request_id,
-        hear_earlier_replies=hear_earlier_replies,
-    )
-    if one.HasField("speaker_name"):
-        request.speaker_name = one.speaker_name
+    request = _like_speak(pb.ReactRequest, text, session_id, speaker_name, sampling, request_id)
+    request.npc_ids.extend(npc_ids)
+    request.hear_earlier_replies = hear_earlier_replies
     return request
 
 
@@ -97,15 +89,18 @@ def converse_request(
     sampling: Mapping | pb.Sampling | None = None,
     request_id: str = "",
 ) -> pb.ConverseRequest:
+    request = _like_speak(pb.ConverseRequest, text, session_id, speaker_name, sampling, request_id)
+    request.npc_ids.extend(npc_ids)
+    request.turns = turns
+    return request
+
+
+def _like_speak(kind, text, session_id, speaker_name, sampling, request_id):
+    """A request of `kind` with the fields it shares with SpeakRequest, set as speak_request
+    sets them."""
     one = speak_request("", text, session_id, speaker_name, sampling, request_id)
-    request = pb.ConverseRequest(
-        session_id=one.session_id,
-        text=one.text,
-        npc_ids=npc_ids,
-        turns=turns,
-        sampling=one.sampling,
-        request_id=one.request_id,
-    )
+    request = kind(session_id=one.session_id, text=one.text, request_id=one.request_id)
+    request.sampling.CopyFrom(one.sampling)
     if one.HasField("speaker_name"):
         request.speaker_name = one.speaker_name
     return request
