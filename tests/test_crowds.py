@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import random
-import threading
 
 import pytest
 from bridge_harness import Conn
@@ -97,11 +96,8 @@ def test_a_cancelled_reaction_stores_nothing(server):
         events += list(stream)
         replies = [e.reply for e in events if e.HasField("reply")]
         assert len(replies) == 3 and not any(r.stored for r in replies)
-        assert {r.finish_reason for r in replies} <= {
-            pb.FINISH_REASON_CANCELLED,
-            pb.FINISH_REASON_LENGTH,
-            pb.FINISH_REASON_STOP,
-        }
+        # Cancelled after the first token of 200: the call's replies in flight end CANCELLED.
+        assert pb.FINISH_REASON_CANCELLED in {r.finish_reason for r in replies}
         assert events[-1].HasField("done") and not events[-1].done.stored
         assert _texts(client, "tavern") == before
 
@@ -132,11 +128,9 @@ def test_a_player_named_as_one_of_the_crowd_is_refused(server):
 
 
 def test_one_reply_at_a_time_per_session_holds_for_crowds(server):
-    started = threading.Event()
     with server.client() as client:
         stream = client.speak("brann", LINE, session_id="busy", sampling={"max_tokens": 200})
         next(stream)  # Started: the session is busy now
-        started.set()
         with server.client() as other, pytest.raises(NpcRuntimeError) as refused:
             list(other.react(["marla"], LINE, session_id="busy"))
         assert refused.value.code == "FAILED_PRECONDITION"
