@@ -3,7 +3,8 @@
 # transformers and peft but no network and no model hub: the engine's forward tests on
 # the GPU, then benchmarks/gpu.py on random weights of Llama-3.2-1B's and -3B's shapes
 # (ours, ours without LoRA, transformers generate, peft multi-adapter; 1/8/32/64 NPCs;
-# time to first token; peak GPU memory). About 8 minutes on a data-centre GPU.
+# time to first token; peak GPU memory). Sized for an 8-minute slot; not yet timed on a GPU
+# (none has been lent), so time the first run.
 #
 #   bash benchmarks/gpu_check.sh                         # on the GPU
 #   bash benchmarks/gpu_check.sh --device cpu --dry-run  # the same steps, tiny, anywhere
