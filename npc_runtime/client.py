@@ -13,7 +13,8 @@ message. Leaving a speak() or expand_npc() stream early cancels it on the server
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import grpc
 
@@ -52,7 +53,12 @@ def speak_request(
     speaker_name: str | None = None,
     sampling: Mapping | pb.Sampling | None = None,
     request_id: str = "",
+    actions: Sequence[Mapping | pb.ActionSpec] = (),
+    action_choice: str = "",
+    response_schema: Mapping | str = "",
 ) -> pb.SpeakRequest:
+    """actions: ActionSpecs or dicts {"name", "description", "parameters"} (a JSON Schema
+    as a dict or JSON text); response_schema likewise a dict or JSON text."""
     request = pb.SpeakRequest(
         npc_id=npc_id, session_id=session_id, text=text, request_id=request_id
     )
@@ -62,7 +68,24 @@ def speak_request(
         request.sampling.CopyFrom(
             sampling if isinstance(sampling, pb.Sampling) else pb.Sampling(**sampling)
         )
+    request.actions.extend(_action_spec(a) for a in actions)
+    request.action_choice = action_choice
+    request.response_json_schema = _json(response_schema)
     return request
+
+
+def _json(schema: Mapping | str) -> str:
+    return schema if isinstance(schema, str) else json.dumps(schema)
+
+
+def _action_spec(action: Mapping | pb.ActionSpec) -> pb.ActionSpec:
+    if isinstance(action, pb.ActionSpec):
+        return action
+    return pb.ActionSpec(
+        name=action["name"],
+        description=action.get("description", ""),
+        parameters_json_schema=_json(action.get("parameters", "")),
+    )
 
 
 def react_request(
@@ -73,10 +96,18 @@ def react_request(
     sampling: Mapping | pb.Sampling | None = None,
     request_id: str = "",
     hear_earlier_replies: bool = False,
+    actions: Sequence[Mapping | pb.ActionSpec] = (),
+    action_choice: str = "",
+    response_schema: Mapping | str = "",
 ) -> pb.ReactRequest:
+    """As speak_request; actions and response_schema apply to every NPC's reply."""
     request = _like_speak(pb.ReactRequest, text, session_id, speaker_name, sampling, request_id)
     request.npc_ids.extend(npc_ids)
     request.hear_earlier_replies = hear_earlier_replies
+    one = speak_request("", "", actions=actions, response_schema=response_schema)
+    request.actions.extend(one.actions)
+    request.action_choice = action_choice
+    request.response_json_schema = one.response_json_schema
     return request
 
 

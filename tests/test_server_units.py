@@ -89,6 +89,42 @@ def test_store_reopens_in_wal_mode_and_refuses_garbage(tmp_path):
         SessionStore(junk)
 
 
+V1_SCHEMA = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE turns (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    speaker_kind TEXT NOT NULL CHECK (speaker_kind IN ('player', 'npc')),
+    npc_id TEXT NOT NULL, speaker_name TEXT NOT NULL, text TEXT NOT NULL,
+    request_id TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (session_id, seq));
+INSERT INTO sessions VALUES ('old', 1.0, 1.0);
+INSERT INTO turns VALUES ('old', 1, 'player', '', 'Player', 'hello', 'r1', 1.0);
+PRAGMA user_version = 1;
+"""
+
+
+def test_sessions_of_the_first_schema_are_upgraded_and_kept(tmp_path):
+    """A database written before turns had actions opens with its turns intact."""
+    path = tmp_path / "s.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    store = SessionStore(path)
+    (turn,) = store.get("old").turns
+    assert (turn.text, turn.actions, turn.seq) == ("hello", "", 1)
+    acted = NewTurn(NPC, "pip", "Pip", "here", actions='[{"name": "wave", "arguments": {}}]')
+    store.append("old", "r2", [acted])
+    store.close()
+    reopened = SessionStore(path)
+    assert [t.actions for t in reopened.get("old").turns] == ["", acted.actions]
+    assert reopened._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    reopened.close()
+    newer = tmp_path / "newer.sqlite3"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 3").connection.close()
+    with pytest.raises(StoreError, match="version 3"):
+        SessionStore(newer)
+
+
 def test_sentences_stream_out_as_they_complete():
     splitter = SentenceSplitter()
     pieces = ["Hello", " there.", " It costs 3", ".5 coins!", ' "Really?"', " Yes", "...", " ok\n"]

@@ -60,6 +60,25 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class Action:
+    """Something an NPC may do: `parameters` is a JSON Schema (text) of its arguments,
+    an object; empty for an action without arguments."""
+
+    name: str
+    description: str = ""
+    parameters: str = ""
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """An action a reply carries: its name and its arguments (JSON text, valid against
+    the action's schema)."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Voice:
     """Who speaks: a profile (the system prompt) and a blend of the cast's blocks (block id
     -> gate weight; empty: the base model alone)."""
@@ -78,6 +97,11 @@ class GenerationRequest:
     and the last turn never leave). `voice`, when
     given, speaks instead of the cast's NPC `npc_id` (evaluation: a profile without LoRA, a
     block of another character); npc_id is then only a name.
+
+    `actions` the reply may carry after its speech (see engine/actions.py), as
+    `action_choice` says: 'auto' (or ''), 'none', 'required' (at least one) or an action's
+    name (that one). `response_schema` (JSON Schema text) makes the whole reply one JSON
+    value instead of speech; it takes no actions and no stop strings.
     """
 
     request_id: str
@@ -85,6 +109,9 @@ class GenerationRequest:
     turns: tuple[Turn, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     voice: Voice | None = None
+    actions: tuple[Action, ...] = ()
+    action_choice: str = "auto"
+    response_schema: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +133,7 @@ class FinalResult:
     cached_prompt_tokens: int
     time_to_first_token_s: float | None
     total_time_s: float
+    actions: tuple[ActionCall, ...] = ()  # complete and valid calls only
 
 
 @dataclass(frozen=True)

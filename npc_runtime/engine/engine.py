@@ -43,8 +43,10 @@ import torch
 from ..neeko.cast import Cast
 from ..neeko.profile import NpcProfile
 from ..neeko.prompt import HISTORY_CHUNK, scene_messages, stop_token_ids
+from . import actions as act
 from . import llama
 from .api import (
+    Action,
     EngineConfig,
     EngineError,
     EngineStats,
@@ -152,19 +154,47 @@ class Engine:
             raise EngineError("NOT_FOUND", f"no block {', '.join(map(repr, unknown))} in this cast")
         return request.voice
 
-    def _prompt(self, request: GenerationRequest) -> tuple[list[int], int, Blend]:
+    def grammar(
+        self,
+        actions: tuple[Action, ...] = (),
+        action_choice: str = "auto",
+        response_schema: str = "",
+        stop: tuple[str, ...] = (),
+    ) -> str | None:
+        """The grammar of a reply with these actions or this response schema (None: free
+        speech); raises EngineError INVALID_ARGUMENT for a bad declaration or schema. The
+        first call reads the tokenizer for the grammar compiler (about half a second)."""
+        if response_schema:
+            if actions or stop:
+                raise EngineError(
+                    "INVALID_ARGUMENT", "response_schema takes no actions and no stop strings"
+                )
+            grammar = act.structured_grammar(response_schema)
+        else:
+            act.check_actions(actions, action_choice)
+            grammar = act.actions_grammar(actions, action_choice)
+        if grammar is not None:
+            self.scheduler.grammars.check(grammar)
+        return grammar
+
+    def _prompt(
+        self, request: GenerationRequest, grammar: str | None
+    ) -> tuple[list[int], int, Blend]:
         voice = self._voice(request)
         prompts = self.cast.prompts
-        budget = self.context - request.sampling.max_tokens
-        ids, _ = prompts.fit(voice.profile, request.turns, budget, HISTORY_CHUNK)
+        tail = act.ACTION_TOKENS if grammar is not None and not request.response_schema else 0
+        budget = self.context - request.sampling.max_tokens - tail
+        rules = act.instructions(request.actions, request.action_choice)
+        ids, _ = prompts.fit(voice.profile, request.turns, budget, HISTORY_CHUNK, rules=rules)
         if len(ids) > budget:
+            actions = f" and the actions' {tail} tokens" if tail else ""
             raise EngineError(
                 "INVALID_ARGUMENT",
                 f"the profile of {request.npc_id!r} and the latest line ({len(ids)} tokens) "
-                f"and max_tokens ({request.sampling.max_tokens}) exceed the context "
+                f"and max_tokens ({request.sampling.max_tokens}){actions} exceed the context "
                 f"({self.context})",
             )
-        system = prompts.prompt_ids(scene_messages(voice.profile, [])[:1])
+        system = prompts.prompt_ids(scene_messages(voice.profile, [], rules)[:1])
         system_len = next(
             (i for i, (a, b) in enumerate(zip(ids, system)) if a != b), min(len(ids), len(system))
         )
@@ -191,7 +221,10 @@ class Engine:
         if self._thread is None:
             raise EngineError("UNAVAILABLE", "the engine is not running")
         request.sampling.validate(self.config.max_tokens_limit)
-        prompt, system_len, blend = self._prompt(request)
+        grammar = self.grammar(
+            request.actions, request.action_choice, request.response_schema, request.sampling.stop
+        )
+        prompt, system_len, blend = self._prompt(request, grammar)
         ticket = _Ticket(request.request_id)
         with self._lock:
             if request.request_id in self._inflight:
@@ -204,7 +237,7 @@ class Engine:
                     f"{len(self._inflight)} requests in flight: try again later",
                 )
             self._inflight[request.request_id] = ticket
-        seq = Sequence(request, prompt, system_len, blend, ticket, submitted)
+        seq = Sequence(request, prompt, system_len, blend, ticket, submitted, grammar_text=grammar)
         self._post("submit", seq)
         return self._stream(ticket)
 

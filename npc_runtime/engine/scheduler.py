@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .actions import ACTION_TOKENS, Grammars, RowGrammar, mask_rows, parse_calls
 from .api import EngineConfig, FinalResult, FinishReason, GenerationRequest, TokenDelta
 from .prefix_cache import PrefixCache
 from .runner import Blend, Runner, Segment
@@ -39,6 +40,9 @@ class Sequence:
     generated: list[int] = field(default_factory=list)
     cached: int = 0
     first_token_at: float | None = None
+    grammar_text: str | None = None  # the actions' tail or the structured reply's grammar
+    grammar: RowGrammar | None = None
+    constrained: bool = False  # the grammar picks the tokens now (else: free speech)
 
     @property
     def id(self) -> str:
@@ -70,6 +74,7 @@ class Scheduler:
         self.versions: dict[str, int] = {}  # block id -> identity of its tensors
         self.outbox: list[tuple[object, TokenDelta | FinalResult]] = []
         self.steps = 0
+        self.grammars = Grammars(tokenizer)
 
     @property
     def busy(self) -> bool:
@@ -112,6 +117,9 @@ class Scheduler:
                 params, seq.prompt, self.vocab, self.device, tuple(self.stop_ids)
             )
             seq.text = TextStream(self.tokenizer, params.stop)
+            if seq.grammar_text is not None:
+                seq.grammar = self.grammars.matcher(seq.grammar_text)
+                seq.constrained = bool(seq.request.response_schema)
             if self.cache is not None:
                 for start, kv in self.cache.lookup(self._key(seq), seq.prompt, len(seq.prompt) - 1):
                     self.runner.write_kv(seq.slot, start, kv)
@@ -150,13 +158,35 @@ class Scheduler:
                 completing.append(seq)
         del self.prefilling[: len(completing)]
         rows = self.decoding + completing
-        tokens = sample(logits, [s.sampler for s in rows])
+        tokens = self._sample(logits, rows)
         now = time.perf_counter()
         for seq, token in zip(rows, tokens):
             self._accept(seq, token, now)
         for i, seq in enumerate(completing):
             if seq.slot >= 0:
                 self._seat(seq, completing[i + 1 :] + self.prefilling)
+
+    def _sample(self, logits: torch.Tensor, rows: list[Sequence]) -> list[int]:
+        """The next token of every row; rows under a grammar choose among the tokens it
+        allows. A row whose free speech ends (a stop token) while its actions are still to
+        come starts them on the same logits: the stop token is never fed to the model."""
+        ruled = [(i, s.grammar) for i, s in enumerate(rows) if s.constrained]
+        if ruled:
+            logits = mask_rows(logits, ruled, self.stop_ids)
+        tokens = sample(logits, [s.sampler for s in rows])
+        ending = [
+            i
+            for i, (s, t) in enumerate(zip(rows, tokens))
+            if t in self.stop_ids and s.grammar is not None and not s.constrained
+        ]
+        if ending:
+            for i in ending:
+                rows[i].constrained = True
+            masked = mask_rows(logits, [(i, rows[i].grammar) for i in ending], self.stop_ids)
+            again = sample(masked[ending], [rows[i].sampler for i in ending])
+            for i, t in zip(ending, again):
+                tokens[i] = t
+        return tokens
 
     def _accept(self, seq: Sequence, token: int, now: float) -> None:
         if seq.first_token_at is None:
@@ -166,14 +196,30 @@ class Scheduler:
         if token in self.stop_ids:
             self.finish(seq, "stop")
             return
+        full = seq.pos + 1 >= self.config.max_context
+        if seq.constrained:
+            self._accept_ruled(seq, token, full)
+            return
         piece = seq.text.push(token)
         self.outbox.append((seq.sink, TokenDelta(seq.id, piece, (token,))))
-        if seq.text.stopped:
+        if seq.text.stopped or len(seq.generated) >= seq.request.sampling.max_tokens or full:
+            if seq.grammar is not None and not full:
+                seq.constrained = True  # the speech is over: its actions follow
+            else:
+                self.finish(seq, "stop" if seq.text.stopped else "length")
+
+    def _accept_ruled(self, seq: Sequence, token: int, full: bool) -> None:
+        """A token the grammar chose: part of the structured reply's text, or of the
+        actions' tail (not shown as text)."""
+        seq.grammar.consume(token)
+        structured = bool(seq.request.response_schema)
+        if structured:
+            piece = seq.text.push(token)
+            self.outbox.append((seq.sink, TokenDelta(seq.id, piece, (token,))))
+        limit = seq.request.sampling.max_tokens if structured else ACTION_TOKENS
+        if seq.grammar.done:
             self.finish(seq, "stop")
-        elif (
-            len(seq.generated) >= seq.request.sampling.max_tokens
-            or seq.pos + 1 >= self.config.max_context
-        ):
+        elif len(seq.grammar.tokens) >= limit or full:
             self.finish(seq, "length")
 
     # -- slots ------------------------------------------------------------------------
@@ -224,6 +270,10 @@ class Scheduler:
                 self.outbox.append((seq.sink, TokenDelta(seq.id, tail, ())))
         now = time.perf_counter()
         first = seq.first_token_at
+        actions = ()
+        grammar = seq.grammar
+        if grammar is not None and not seq.request.response_schema and grammar.accepting:
+            actions = parse_calls(self.tokenizer.decode(grammar.tokens))
         result = FinalResult(
             request_id=seq.id,
             text=text.text if text is not None else "",
@@ -233,5 +283,6 @@ class Scheduler:
             cached_prompt_tokens=seq.cached,
             time_to_first_token_s=None if first is None else first - seq.submitted,
             total_time_s=now - seq.submitted,
+            actions=actions,
         )
         self.outbox.append((seq.sink, result))

@@ -27,13 +27,16 @@ class Turn:
     npc_id: str = ""
 
 
-def system_prompt(npc: NpcProfile) -> str:
+def system_prompt(npc: NpcProfile, rules: str = "") -> str:
+    """The NPC's system prompt; `rules` (what a call allows it, such as actions) last."""
     lines = [f"You are {npc.name}. {npc.profile}"]
     if npc.style:
         lines.append(f"How you speak: {npc.style}")
     if npc.examples:
         lines.append("Lines you might say: " + " / ".join(npc.examples))
     lines.append(f"Stay in character: answer as {npc.name} would, in one short reply.")
+    if rules:
+        lines.append(rules)
     return "\n".join(lines)
 
 
@@ -49,11 +52,13 @@ def transcript_turns(npc: NpcProfile, turns: Sequence[Turn]) -> tuple[Turn, ...]
     )
 
 
-def scene_messages(npc: NpcProfile, context: Sequence[Turn]) -> list[dict[str, str]]:
+def scene_messages(
+    npc: NpcProfile, context: Sequence[Turn], rules: str = ""
+) -> list[dict[str, str]]:
     """System prompt, then the scene: the NPC's own lines (by id) as assistant turns,
     everyone else's merged into user turns, one line each, 'Speaker: text', so the NPC
     hears the whole scene and no text can add a line or a turn."""
-    messages = [{"role": "system", "content": system_prompt(npc)}]
+    messages = [{"role": "system", "content": system_prompt(npc, rules)}]
     pending: list[str] = []
     for turn in context:
         if turn.npc_id == npc.id:
@@ -118,26 +123,28 @@ class PromptEncoder:
         budget: int,
         chunk: int = 1,
         keep_last: bool = True,
+        rules: str = "",
     ) -> tuple[list[int], int]:
         """(prompt ids, index of the first turn kept) for the latest turns that fit in
         `budget` tokens, dropping the oldest `chunk` turns at a time (the last turn is
         kept when keep_last, even if it does not fit: the caller decides what then).
 
         Linear in the scene: every turn is tokenised once to estimate where to start,
-        then the prompt is built from there; only a short estimate costs another build."""
-        ids = self.prompt_ids(scene_messages(npc, turns))
+        then the prompt is built from there; only a short estimate costs another build.
+        `rules` go to the system prompt (see system_prompt)."""
+        ids = self.prompt_ids(scene_messages(npc, turns, rules))
         if len(ids) <= budget or not turns:
             return ids, 0
         last = len(turns) - 1 if keep_last else len(turns)
         costs = self._costs(npc, turns)
-        total = len(self.prompt_ids(scene_messages(npc, []))) + sum(costs)
+        total = len(self.prompt_ids(scene_messages(npc, [], rules))) + sum(costs)
         start = 0
         while start < last and total > budget:
             total -= costs[start]
             start += 1
         start = min(-(-start // chunk) * chunk, last)
         while True:
-            ids = self.prompt_ids(scene_messages(npc, turns[start:]))
+            ids = self.prompt_ids(scene_messages(npc, turns[start:], rules))
             if len(ids) <= budget or start >= last:
                 return ids, start
             start = min(start + chunk, last)

@@ -3,12 +3,13 @@ the way in: every problem becomes INVALID_ARGUMENT with a message that says what
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ..engine.api import EngineError, SamplingParams
+from ..engine.api import Action, EngineError, SamplingParams
 from ..neeko.cast import KIND_BLOCK, Npc
 from ..neeko.data import DataError, Sample, sample_from_dict
 from ..neeko.names import name_problem
@@ -76,6 +77,19 @@ def sampling(options: pb.Sampling, max_tokens_limit: int) -> SamplingParams:
     except EngineError as exc:
         raise invalid(f"sampling: {exc}") from None
     return params
+
+
+def reply_shape(request: pb.SpeakRequest | pb.ReactRequest) -> dict:
+    """The request's actions, action choice and response schema, as GenerationRequest's
+    fields (checked by the engine, which knows the grammar compiler)."""
+    actions = tuple(
+        Action(a.name, a.description, a.parameters_json_schema) for a in request.actions
+    )
+    return {
+        "actions": actions,
+        "action_choice": request.action_choice or "auto",
+        "response_schema": request.response_json_schema,
+    }
 
 
 def profile(message: pb.NpcProfile) -> NpcProfile:
@@ -186,6 +200,10 @@ def turn_message(turn: StoredTurn) -> pb.Turn:
         text=turn.text,
         created_at=timestamp(turn.created_at),
         request_id=turn.request_id,
+        actions=[
+            pb.NpcAction(index=i, name=a["name"], arguments_json=json.dumps(a["arguments"]))
+            for i, a in enumerate(json.loads(turn.actions) if turn.actions else ())
+        ],
     )
 
 

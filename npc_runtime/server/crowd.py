@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..engine.api import GenerationRequest
 from ..neeko.prompt import Turn
-from ..sessions import NPC, NewTurn
+from ..sessions import NewTurn
 from ..v1 import npc_runtime_pb2 as pb
 from .replies import (
     Flight,
@@ -130,8 +130,8 @@ async def converse(
             log_reply("Converse", flight, gen, False)
             yield pb.ConverseEvent(reply=final_message(gen, False), **tag)
             break
-        if gen.text:
-            unstored.append(NewTurn(NPC, npc.id, npc.name, gen.text))
+        if (said := gen.turn()) is not None:
+            unstored.append(said)
             heard += (Turn(npc.name, gen.text, npc.id),)
         await commit(store(unstored))
         stored += len(unstored)

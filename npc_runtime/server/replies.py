@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 from ..engine.api import EngineError, FinalResult, GenerationRequest, TokenDelta
+from ..sessions import NPC, NewTurn
 from ..v1 import npc_runtime_pb2 as pb
 from .errors import ServiceError, from_engine
 from .metrics import Metrics
@@ -60,6 +62,23 @@ class Generation:
     def completed(self) -> bool:
         """Finished as a reply that is stored (not cancelled)."""
         return self.final is not None and self.final.finish_reason in ("stop", "length")
+
+    @property
+    def actions(self) -> list[pb.NpcAction]:
+        calls = self.final.actions if self.final is not None else ()
+        return [
+            pb.NpcAction(index=i, name=c.name, arguments_json=c.arguments)
+            for i, c in enumerate(calls)
+        ]
+
+    def turn(self) -> NewTurn | None:
+        """The reply as its session stores it; None for one that said and did nothing."""
+        calls = self.final.actions if self.final is not None else ()
+        if not (self.text or calls):
+            return None
+        actions = [{"name": c.name, "arguments": json.loads(c.arguments)} for c in calls]
+        stored = json.dumps(actions, ensure_ascii=False) if actions else ""
+        return NewTurn(NPC, self.npc_id, self.npc_name, self.text, actions=stored)
 
 
 async def generate(
@@ -112,6 +131,7 @@ def final_message(gen: Generation, stored: bool) -> pb.Final:
         time_to_first_token_seconds=final.time_to_first_token_s,
         total_seconds=final.total_time_s,
         stored=stored,
+        actions=gen.actions,
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from .. import __version__
+from ..engine.actions import ACTIONS_MARKER
 from ..engine.api import EngineError, GenerationRequest
 from ..neeko.cast import Cast
 from ..neeko.names import same_name
@@ -150,9 +151,10 @@ class NpcService:
         with self.observe("Speak") as call:
             self._accepting()
             npc_id = convert.checked_id(request.npc_id, "npc_id")
+            shape = await self._reply_shape(request)
             flight, (npc,), text, speaker, sampling = await self._admit(request, (npc_id,), caller)
             async with self._flying(flight):
-                async for event in self._reply(flight, npc.name, speaker, text, sampling):
+                async for event in self._reply(flight, npc.name, speaker, text, sampling, shape):
                     event.elapsed_seconds = time.perf_counter() - received
                     call.done = event.HasField("final")
                     yield event
@@ -165,6 +167,7 @@ class NpcService:
         with self.observe("React") as call:
             self._accepting()
             npc_ids = _crowd(request.npc_ids, 1)
+            shape = await self._reply_shape(request)
             flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
             async with self._flying(flight):
                 history = await self._history(flight.session_id)
@@ -172,7 +175,9 @@ class NpcService:
                 gens = [
                     Generation(
                         npc.name,
-                        GenerationRequest(f"{flight.request_id}/{npc.id}", npc.id, (), sampling),
+                        GenerationRequest(
+                            f"{flight.request_id}/{npc.id}", npc.id, (), sampling, **shape
+                        ),
                     )
                     for npc in npcs
                 ]
@@ -184,16 +189,18 @@ class NpcService:
                         yield event
                 stored = not flight.cancelled and all(g.completed for g in gens)
                 if stored:
-                    exchange = [NewTurn(PLAYER, "", speaker, text)]
-                    exchange += [NewTurn(NPC, g.npc_id, g.npc_name, g.text) for g in gens if g.text]
+                    said = [t for g in gens if (t := g.turn()) is not None]
+                    exchange = [NewTurn(PLAYER, "", speaker, text), *said]
                     await commit(self._store_exchange(flight, exchange))
                 ends = []
                 for gen in gens:
                     log_reply("React", flight, gen, stored)
                     for sentence in last_sentences(gen) if stored else ():
                         ends.append(pb.ReactEvent(npc_id=gen.npc_id, sentence=sentence))
+                    for action in gen.actions if stored else ():
+                        ends.append(pb.ReactEvent(npc_id=gen.npc_id, action=action))
                     ends.append(pb.ReactEvent(npc_id=gen.npc_id, reply=final_message(gen, stored)))
-                turns = 1 + sum(1 for g in gens if g.text) if stored else 0
+                turns = 1 + len(said) if stored else 0
                 ends.append(pb.ReactEvent(done=pb.ReactDone(stored=stored, turns_stored=turns)))
                 for event in ends:
                     event.elapsed_seconds = time.perf_counter() - received
@@ -233,6 +240,17 @@ class NpcService:
                             event.done.total_seconds = event.elapsed_seconds
                             call.done = True
                         yield event
+
+    async def _reply_shape(self, request: pb.SpeakRequest | pb.ReactRequest) -> dict:
+        """The request's actions or response schema, checked (INVALID_ARGUMENT) before
+        anything starts; in a worker thread, since compiling a grammar takes milliseconds."""
+        shape = convert.reply_shape(request)
+        stop = tuple(request.sampling.stop)
+        try:
+            await asyncio.to_thread(self.engine.grammar, **shape, stop=stop)
+        except EngineError as exc:
+            raise from_engine(exc) from None
+        return shape
 
     async def _admit(self, request, npc_ids: tuple[str, ...], caller: Caller):
         """The checks Speak and React share, then the flight that holds the session."""
@@ -310,7 +328,7 @@ class NpcService:
             exchange,
         )
 
-    async def _reply(self, flight: Flight, npc_name, speaker, text, sampling):
+    async def _reply(self, flight: Flight, npc_name, speaker, text, sampling, shape: dict):
         turns = await self._history(flight.session_id) + (Turn(speaker, text),)
         (npc_id,) = flight.npc_ids
         yield pb.SpeakEvent(
@@ -324,7 +342,8 @@ class NpcService:
         if flight.cancelled:  # Cancel arrived before the engine had the request
             yield pb.SpeakEvent(final=pb.Final(finish_reason=pb.FINISH_REASON_CANCELLED))
             return
-        gen = Generation(npc_name, GenerationRequest(flight.request_id, npc_id, turns, sampling))
+        request = GenerationRequest(flight.request_id, npc_id, turns, sampling, **shape)
+        gen = Generation(npc_name, request)
         async with contextlib.aclosing(generate(self.engine, self.metrics, flight, gen)) as parts:
             async for part in parts:
                 yield as_event(pb.SpeakEvent, part)
@@ -332,10 +351,11 @@ class NpcService:
         if stored:
             for sentence in last_sentences(gen):
                 yield pb.SpeakEvent(sentence=sentence)
-            exchange = [NewTurn(PLAYER, "", speaker, text)]
-            if gen.text:  # an NPC that says nothing leaves no turn
-                exchange.append(NewTurn(NPC, npc_id, npc_name, gen.text))
+            said = gen.turn()  # an NPC that says and does nothing leaves no turn
+            exchange = [NewTurn(PLAYER, "", speaker, text), *([said] if said else [])]
             await commit(self._store_exchange(flight, exchange))
+            for action in gen.actions:
+                yield pb.SpeakEvent(action=action)
         log_reply("Speak", flight, gen, stored)
         yield pb.SpeakEvent(final=final_message(gen, stored))
 
@@ -568,5 +588,7 @@ def _window(history: list[StoredTurn], limit: int) -> list[StoredTurn]:
 
 def _prompt_turn(turn: StoredTurn) -> Turn:
     """A stored turn under the name it had when spoken; an NPC's by its id too, which is
-    what makes it that NPC's own turn in its prompt (a player's never is)."""
-    return Turn(turn.speaker_name, turn.text, turn.npc_id if turn.speaker_kind == NPC else "")
+    what makes it that NPC's own turn in its prompt (a player's never is). The actions an
+    NPC took follow its words as it wrote them, so it remembers what it did."""
+    text = turn.text + (ACTIONS_MARKER + turn.actions if turn.actions else "")
+    return Turn(turn.speaker_name, text, turn.npc_id if turn.speaker_kind == NPC else "")

@@ -14,10 +14,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: turns.actions
 PLAYER = "player"
 NPC = "npc"
 
@@ -36,9 +36,12 @@ CREATE TABLE IF NOT EXISTS turns (
     text TEXT NOT NULL,
     request_id TEXT NOT NULL,
     created_at REAL NOT NULL,
+    actions TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (session_id, seq)
 );
 """
+_UPGRADES = {1: "ALTER TABLE turns ADD COLUMN actions TEXT NOT NULL DEFAULT ''"}
+_TURN_COLUMNS = "speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at, actions"
 
 
 class StoreError(RuntimeError):
@@ -101,6 +104,8 @@ class NewTurn:
     npc_id: str  # "" for the player
     speaker_name: str
     text: str
+    # The actions an NPC took with this turn: a JSON list of {"name", "arguments"}, or "".
+    actions: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,11 @@ class StoredTurn(NewTurn):
     seq: int
     request_id: str
     created_at: float
+
+
+def _stored(values) -> StoredTurn:
+    *columns, actions = values
+    return StoredTurn(*columns, actions=actions)
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,8 @@ class SessionSummary:
     updated_at: float
 
 
-def _columns(turn: NewTurn) -> tuple[str, str, str, str]:
-    return turn.speaker_kind, turn.npc_id, turn.speaker_name, turn.text
+def _columns(turn: NewTurn) -> tuple[str, str, str, str, str]:
+    return turn.speaker_kind, turn.npc_id, turn.speaker_name, turn.text, turn.actions
 
 
 class SessionStore:
@@ -157,13 +167,21 @@ class SessionStore:
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, *_UPGRADES, SCHEMA_VERSION):
                 raise StoreError(
                     f"{self.path}: session schema version {version} is not supported "
                     f"(this npc-runtime reads version {SCHEMA_VERSION})",
                     "version",
                 )
-            self._db.executescript(_SCHEMA)
+            if version == 0:
+                self._db.executescript(_SCHEMA)
+            else:  # older sessions: the upgrades and the new version in one transaction
+                steps = [_UPGRADES[v] for v in range(version, SCHEMA_VERSION)]
+                self._db.executescript(
+                    "BEGIN IMMEDIATE;"
+                    + "".join(f"{step};" for step in steps)
+                    + f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             self._sessions = self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
@@ -220,7 +238,7 @@ class SessionStore:
             seqs = list(range(last + 1, last + 1 + len(turns)))
             db.executemany(
                 "INSERT INTO turns (session_id, seq, speaker_kind, npc_id, speaker_name, "
-                "text, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "text, actions, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(session_id, s, *_columns(t), request_id, now) for s, t in zip(seqs, turns)],
             )
         self._sessions += created
@@ -228,11 +246,10 @@ class SessionStore:
 
     def _turns(self, session_id: str, limit: int) -> list[StoredTurn]:
         rows = self._db.execute(
-            "SELECT speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at "
-            "FROM turns WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
             (session_id, limit if limit > 0 else -1),
         ).fetchall()
-        return [StoredTurn(*row) for row in reversed(rows)]
+        return [_stored(row) for row in reversed(rows)]
 
     def recent_turns(self, session_id: str, limit: int) -> list[StoredTurn]:
         """The latest `limit` turns (all when limit is 0), oldest first; [] if no session."""
@@ -263,13 +280,13 @@ class SessionStore:
             if max_turns:
                 after = max(after, last - max_turns)
             rows = db.execute(
-                "SELECT speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at "
-                "FROM turns WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE session_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
                 (session_id, after, page_size + 1 if page_size else -1),
             )
             turns, size, more = [], 0, False
             for values in rows:
-                turn = StoredTurn(*values)
+                turn = _stored(values)
                 size += len(turn.text.encode()) + len(turn.speaker_name.encode())
                 if (page_size and len(turns) == page_size) or (
                     max_bytes and turns and size > max_bytes

@@ -58,34 +58,62 @@ class Sampling(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class SpeakRequest(_message.Message):
-    __slots__ = ("npc_id", "session_id", "text", "speaker_name", "sampling", "request_id")
+    __slots__ = ("npc_id", "session_id", "text", "speaker_name", "sampling", "request_id", "actions", "action_choice", "response_json_schema")
     NPC_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_NAME_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_CHOICE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     npc_id: str
     session_id: str
     text: str
     speaker_name: str
     sampling: Sampling
     request_id: str
-    def __init__(self, npc_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[ActionSpec]
+    action_choice: str
+    response_json_schema: str
+    def __init__(self, npc_id: _Optional[str] = ..., session_id: _Optional[str] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[ActionSpec, _Mapping]]] = ..., action_choice: _Optional[str] = ..., response_json_schema: _Optional[str] = ...) -> None: ...
+
+class ActionSpec(_message.Message):
+    __slots__ = ("name", "description", "parameters_json_schema")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    parameters_json_schema: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters_json_schema: _Optional[str] = ...) -> None: ...
+
+class NpcAction(_message.Message):
+    __slots__ = ("index", "name", "arguments_json")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    arguments_json: str
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class SpeakEvent(_message.Message):
-    __slots__ = ("elapsed_seconds", "started", "token", "sentence", "final")
+    __slots__ = ("elapsed_seconds", "started", "token", "sentence", "final", "action")
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SENTENCE_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     elapsed_seconds: float
     started: Started
     token: TokenDelta
     sentence: Sentence
     final: Final
-    def __init__(self, elapsed_seconds: _Optional[float] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ...) -> None: ...
+    action: NpcAction
+    def __init__(self, elapsed_seconds: _Optional[float] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ..., action: _Optional[_Union[NpcAction, _Mapping]] = ...) -> None: ...
 
 class Started(_message.Message):
     __slots__ = ("request_id", "session_id", "npc_id", "npc_name")
@@ -116,7 +144,7 @@ class Sentence(_message.Message):
     def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Final(_message.Message):
-    __slots__ = ("text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "time_to_first_token_seconds", "total_seconds", "stored")
+    __slots__ = ("text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "time_to_first_token_seconds", "total_seconds", "stored", "actions")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +153,7 @@ class Final(_message.Message):
     TIME_TO_FIRST_TOKEN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     text: str
     finish_reason: FinishReason
     prompt_tokens: int
@@ -133,10 +162,11 @@ class Final(_message.Message):
     time_to_first_token_seconds: float
     total_seconds: float
     stored: bool
-    def __init__(self, text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., time_to_first_token_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., stored: _Optional[bool] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[NpcAction]
+    def __init__(self, text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., time_to_first_token_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., stored: _Optional[bool] = ..., actions: _Optional[_Iterable[_Union[NpcAction, _Mapping]]] = ...) -> None: ...
 
 class ReactRequest(_message.Message):
-    __slots__ = ("session_id", "text", "speaker_name", "npc_ids", "sampling", "request_id", "hear_earlier_replies")
+    __slots__ = ("session_id", "text", "speaker_name", "npc_ids", "sampling", "request_id", "hear_earlier_replies", "actions", "action_choice", "response_json_schema")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +174,9 @@ class ReactRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HEAR_EARLIER_REPLIES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_CHOICE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     text: str
     speaker_name: str
@@ -151,10 +184,13 @@ class ReactRequest(_message.Message):
     sampling: Sampling
     request_id: str
     hear_earlier_replies: bool
-    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., npc_ids: _Optional[_Iterable[str]] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ..., hear_earlier_replies: _Optional[bool] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[ActionSpec]
+    action_choice: str
+    response_json_schema: str
+    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., speaker_name: _Optional[str] = ..., npc_ids: _Optional[_Iterable[str]] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., request_id: _Optional[str] = ..., hear_earlier_replies: _Optional[bool] = ..., actions: _Optional[_Iterable[_Union[ActionSpec, _Mapping]]] = ..., action_choice: _Optional[str] = ..., response_json_schema: _Optional[str] = ...) -> None: ...
 
 class ReactEvent(_message.Message):
-    __slots__ = ("elapsed_seconds", "npc_id", "started", "token", "sentence", "reply", "done")
+    __slots__ = ("elapsed_seconds", "npc_id", "started", "token", "sentence", "reply", "done", "action")
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     NPC_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +198,7 @@ class ReactEvent(_message.Message):
     SENTENCE_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     elapsed_seconds: float
     npc_id: str
     started: Started
@@ -169,7 +206,8 @@ class ReactEvent(_message.Message):
     sentence: Sentence
     reply: Final
     done: ReactDone
-    def __init__(self, elapsed_seconds: _Optional[float] = ..., npc_id: _Optional[str] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., reply: _Optional[_Union[Final, _Mapping]] = ..., done: _Optional[_Union[ReactDone, _Mapping]] = ...) -> None: ...
+    action: NpcAction
+    def __init__(self, elapsed_seconds: _Optional[float] = ..., npc_id: _Optional[str] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., token: _Optional[_Union[TokenDelta, _Mapping]] = ..., sentence: _Optional[_Union[Sentence, _Mapping]] = ..., reply: _Optional[_Union[Final, _Mapping]] = ..., done: _Optional[_Union[ReactDone, _Mapping]] = ..., action: _Optional[_Union[NpcAction, _Mapping]] = ...) -> None: ...
 
 class ReactDone(_message.Message):
     __slots__ = ("stored", "turns_stored", "total_seconds")
@@ -382,7 +420,7 @@ class RemoveNpcResponse(_message.Message):
     def __init__(self, removed: _Optional[_Union[Npc, _Mapping]] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("seq", "speaker_kind", "npc_id", "speaker_name", "text", "created_at", "request_id")
+    __slots__ = ("seq", "speaker_kind", "npc_id", "speaker_name", "text", "created_at", "request_id", "actions")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_KIND_FIELD_NUMBER: _ClassVar[int]
     NPC_ID_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +428,7 @@ class Turn(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     speaker_kind: SpeakerKind
     npc_id: str
@@ -397,7 +436,8 @@ class Turn(_message.Message):
     text: str
     created_at: _timestamp_pb2.Timestamp
     request_id: str
-    def __init__(self, seq: _Optional[int] = ..., speaker_kind: _Optional[_Union[SpeakerKind, str]] = ..., npc_id: _Optional[str] = ..., speaker_name: _Optional[str] = ..., text: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[NpcAction]
+    def __init__(self, seq: _Optional[int] = ..., speaker_kind: _Optional[_Union[SpeakerKind, str]] = ..., npc_id: _Optional[str] = ..., speaker_name: _Optional[str] = ..., text: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[NpcAction, _Mapping]]] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("id", "turns", "created_at", "updated_at", "next_page_token", "turn_count")

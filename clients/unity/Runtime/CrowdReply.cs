@@ -45,9 +45,10 @@ namespace NpcRuntime
         }
 
         /// <summary>One event of one reply; the reply completes on its Final.</summary>
-        internal static void Deliver(SpeakReply reply, Started started, TokenDelta token, Sentence sentence, FinalReply final)
+        internal static void Deliver(SpeakReply reply, Started started, TokenDelta token, Sentence sentence, FinalReply final,
+                                     NpcAction action = null)
         {
-            reply.HandleEvent(new SpeakEvent { Started = started, Token = token, Sentence = sentence, Final = final });
+            reply.HandleEvent(new SpeakEvent { Started = started, Token = token, Sentence = sentence, Final = final, Action = action });
             if (final != null) reply.HandleDone(null);
         }
 
@@ -100,7 +101,7 @@ namespace NpcRuntime
                 return;
             }
             var reply = this[ev.NpcId];
-            if (reply != null) Deliver(reply, ev.Started, ev.Token, ev.Sentence, ev.Reply);
+            if (reply != null) Deliver(reply, ev.Started, ev.Token, ev.Sentence, ev.Reply, ev.Action);
         }
     }
 

@@ -101,6 +101,24 @@ namespace NpcRuntime
         /// server picks one and sends it in the Started event.
         /// </summary>
         public string RequestId = "";
+        /// <summary>
+        /// What the NPC may do in this reply, at most 16. After its speech the NPC writes a
+        /// list of calls (at most 4), decoded under a grammar, so every Action event carries
+        /// arguments valid against its spec's schema; a list cut short by its token limit (256
+        /// tokens beyond max_tokens) is dropped, never sent half-made.
+        /// </summary>
+        public List<ActionSpec> Actions = new List<ActionSpec>();
+        /// <summary>
+        /// "auto" or empty (the NPC chooses, maybe none), "none" (speech only), "required" (at
+        /// least one action), or the name of a declared action (at least one, all of it).
+        /// </summary>
+        public string ActionChoice = "";
+        /// <summary>
+        /// A JSON Schema (JSON text, at most 16 KiB): the whole reply is one JSON value valid
+        /// against it (a quest offer, a price), streamed as Token events, complete in Final.text
+        /// when the finish reason is STOP. Takes no actions and no stop strings.
+        /// </summary>
+        public string ResponseJsonSchema = "";
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static SpeakRequest FromJson(Dictionary<string, object> obj)
@@ -113,6 +131,9 @@ namespace NpcRuntime
             if (obj.ContainsKey("speaker_name") && obj["speaker_name"] != null) m.SpeakerName = JsonExt.AsString(obj["speaker_name"]);
             if (obj.ContainsKey("sampling") && obj["sampling"] != null) m.Sampling = Sampling.FromJson(obj["sampling"] as Dictionary<string, object>);
             if (obj.ContainsKey("request_id") && obj["request_id"] != null) m.RequestId = JsonExt.AsString(obj["request_id"]);
+            foreach (var v in JsonExt.AsList(obj.Get("actions"))) m.Actions.Add(ActionSpec.FromJson(v as Dictionary<string, object>));
+            if (obj.ContainsKey("action_choice") && obj["action_choice"] != null) m.ActionChoice = JsonExt.AsString(obj["action_choice"]);
+            if (obj.ContainsKey("response_json_schema") && obj["response_json_schema"] != null) m.ResponseJsonSchema = JsonExt.AsString(obj["response_json_schema"]);
             return m;
         }
 
@@ -126,12 +147,96 @@ namespace NpcRuntime
             if (SpeakerName != null) d["speaker_name"] = SpeakerName;
             if (Sampling != null) d["sampling"] = Sampling.ToJson();
             if (!string.IsNullOrEmpty(RequestId)) d["request_id"] = RequestId;
+            if (Actions.Count > 0) d["actions"] = Actions.Select(v => (object)v.ToJson()).ToList();
+            if (!string.IsNullOrEmpty(ActionChoice)) d["action_choice"] = ActionChoice;
+            if (!string.IsNullOrEmpty(ResponseJsonSchema)) d["response_json_schema"] = ResponseJsonSchema;
             return d;
         }
     }
 
     /// <summary>
-    /// Events of one Speak, in order: Started, then Token and Sentence events, then Final.
+    /// Something an NPC may do. Errors (INVALID_ARGUMENT, nothing stored): a bad or repeated
+    /// name, a description over 1024 characters, a schema that is not JSON, not an object
+    /// schema or over 16 KiB, or one the grammar compiler cannot use (the message says why).
+    /// </summary>
+    public sealed partial class ActionSpec
+    {
+        /// <summary>
+        /// 1-64 letters, digits or '_', not starting with a digit; unique within the request.
+        /// </summary>
+        public string Name = "";
+        /// <summary>
+        /// What it does, as the NPC is told (at most 1024 characters).
+        /// </summary>
+        public string Description = "";
+        /// <summary>
+        /// JSON Schema of the arguments, as JSON text: an object schema ("type": "object");
+        /// empty for an action without arguments.
+        /// </summary>
+        public string ParametersJsonSchema = "";
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static ActionSpec FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new ActionSpec();
+            if (obj.ContainsKey("name") && obj["name"] != null) m.Name = JsonExt.AsString(obj["name"]);
+            if (obj.ContainsKey("description") && obj["description"] != null) m.Description = JsonExt.AsString(obj["description"]);
+            if (obj.ContainsKey("parameters_json_schema") && obj["parameters_json_schema"] != null) m.ParametersJsonSchema = JsonExt.AsString(obj["parameters_json_schema"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (!string.IsNullOrEmpty(Name)) d["name"] = Name;
+            if (!string.IsNullOrEmpty(Description)) d["description"] = Description;
+            if (!string.IsNullOrEmpty(ParametersJsonSchema)) d["parameters_json_schema"] = ParametersJsonSchema;
+            return d;
+        }
+    }
+
+    /// <summary>
+    /// An action a reply carries: sent after the reply's speech, before its Final.
+    /// </summary>
+    public sealed partial class NpcAction
+    {
+        /// <summary>
+        /// 0 for the reply's first action.
+        /// </summary>
+        public long Index = 0;
+        public string Name = "";
+        /// <summary>
+        /// The arguments, a JSON object valid against the spec's schema.
+        /// </summary>
+        public string ArgumentsJson = "";
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static NpcAction FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new NpcAction();
+            if (obj.ContainsKey("index") && obj["index"] != null) m.Index = JsonExt.AsLong(obj["index"]);
+            if (obj.ContainsKey("name") && obj["name"] != null) m.Name = JsonExt.AsString(obj["name"]);
+            if (obj.ContainsKey("arguments_json") && obj["arguments_json"] != null) m.ArgumentsJson = JsonExt.AsString(obj["arguments_json"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (Index != 0) d["index"] = Index;
+            if (!string.IsNullOrEmpty(Name)) d["name"] = Name;
+            if (!string.IsNullOrEmpty(ArgumentsJson)) d["arguments_json"] = ArgumentsJson;
+            return d;
+        }
+    }
+
+    /// <summary>
+    /// Events of one Speak, in order: Started, then Token and Sentence events, then the
+    /// reply's Action events (stored with it), then Final.
     /// </summary>
     public sealed partial class SpeakEvent
     {
@@ -143,6 +248,7 @@ namespace NpcRuntime
         public TokenDelta Token = null;
         public Sentence Sentence = null;
         public FinalReply Final = null;
+        public NpcAction Action = null;
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static SpeakEvent FromJson(Dictionary<string, object> obj)
@@ -154,6 +260,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("token") && obj["token"] != null) m.Token = TokenDelta.FromJson(obj["token"] as Dictionary<string, object>);
             if (obj.ContainsKey("sentence") && obj["sentence"] != null) m.Sentence = Sentence.FromJson(obj["sentence"] as Dictionary<string, object>);
             if (obj.ContainsKey("final") && obj["final"] != null) m.Final = FinalReply.FromJson(obj["final"] as Dictionary<string, object>);
+            if (obj.ContainsKey("action") && obj["action"] != null) m.Action = NpcAction.FromJson(obj["action"] as Dictionary<string, object>);
             return m;
         }
 
@@ -166,6 +273,7 @@ namespace NpcRuntime
             if (Token != null) d["token"] = Token.ToJson();
             if (Sentence != null) d["sentence"] = Sentence.ToJson();
             if (Final != null) d["final"] = Final.ToJson();
+            if (Action != null) d["action"] = Action.ToJson();
             return d;
         }
     }
@@ -297,6 +405,10 @@ namespace NpcRuntime
         /// to disk before this event is sent).
         /// </summary>
         public bool Stored = false;
+        /// <summary>
+        /// The actions the reply carries, as sent in Action events.
+        /// </summary>
+        public List<NpcAction> Actions = new List<NpcAction>();
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static FinalReply FromJson(Dictionary<string, object> obj)
@@ -311,6 +423,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("time_to_first_token_seconds") && obj["time_to_first_token_seconds"] != null) m.TimeToFirstTokenSeconds = JsonExt.AsDouble(obj["time_to_first_token_seconds"]);
             if (obj.ContainsKey("total_seconds") && obj["total_seconds"] != null) m.TotalSeconds = JsonExt.AsDouble(obj["total_seconds"]);
             if (obj.ContainsKey("stored") && obj["stored"] != null) m.Stored = JsonExt.AsBool(obj["stored"]);
+            foreach (var v in JsonExt.AsList(obj.Get("actions"))) m.Actions.Add(NpcAction.FromJson(v as Dictionary<string, object>));
             return m;
         }
 
@@ -326,6 +439,7 @@ namespace NpcRuntime
             if (TimeToFirstTokenSeconds != null) d["time_to_first_token_seconds"] = TimeToFirstTokenSeconds.Value;
             if (TotalSeconds != 0) d["total_seconds"] = TotalSeconds;
             if (Stored) d["stored"] = Stored;
+            if (Actions.Count > 0) d["actions"] = Actions.Select(v => (object)v.ToJson()).ToList();
             return d;
         }
     }
@@ -362,6 +476,15 @@ namespace NpcRuntime
         /// another: slower than all at once).
         /// </summary>
         public bool HearEarlierReplies = false;
+        /// <summary>
+        /// What every NPC of the call may do, as in SpeakRequest (each reply its own calls).
+        /// </summary>
+        public List<ActionSpec> Actions = new List<ActionSpec>();
+        public string ActionChoice = "";
+        /// <summary>
+        /// As in SpeakRequest: every reply is one JSON value of this schema.
+        /// </summary>
+        public string ResponseJsonSchema = "";
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static ReactRequest FromJson(Dictionary<string, object> obj)
@@ -375,6 +498,9 @@ namespace NpcRuntime
             if (obj.ContainsKey("sampling") && obj["sampling"] != null) m.Sampling = Sampling.FromJson(obj["sampling"] as Dictionary<string, object>);
             if (obj.ContainsKey("request_id") && obj["request_id"] != null) m.RequestId = JsonExt.AsString(obj["request_id"]);
             if (obj.ContainsKey("hear_earlier_replies") && obj["hear_earlier_replies"] != null) m.HearEarlierReplies = JsonExt.AsBool(obj["hear_earlier_replies"]);
+            foreach (var v in JsonExt.AsList(obj.Get("actions"))) m.Actions.Add(ActionSpec.FromJson(v as Dictionary<string, object>));
+            if (obj.ContainsKey("action_choice") && obj["action_choice"] != null) m.ActionChoice = JsonExt.AsString(obj["action_choice"]);
+            if (obj.ContainsKey("response_json_schema") && obj["response_json_schema"] != null) m.ResponseJsonSchema = JsonExt.AsString(obj["response_json_schema"]);
             return m;
         }
 
@@ -389,14 +515,17 @@ namespace NpcRuntime
             if (Sampling != null) d["sampling"] = Sampling.ToJson();
             if (!string.IsNullOrEmpty(RequestId)) d["request_id"] = RequestId;
             if (HearEarlierReplies) d["hear_earlier_replies"] = HearEarlierReplies;
+            if (Actions.Count > 0) d["actions"] = Actions.Select(v => (object)v.ToJson()).ToList();
+            if (!string.IsNullOrEmpty(ActionChoice)) d["action_choice"] = ActionChoice;
+            if (!string.IsNullOrEmpty(ResponseJsonSchema)) d["response_json_schema"] = ResponseJsonSchema;
             return d;
         }
     }
 
     /// <summary>
     /// Events of one React, in order: a Started per NPC, Token and Sentence events of all
-    /// NPCs interleaved as they are generated, then, once everything is stored, a reply event
-    /// per NPC in npc_ids order, then Done.
+    /// NPCs interleaved as they are generated, then, once everything is stored, per NPC in
+    /// npc_ids order its Action events and its reply event, then Done.
     /// </summary>
     public sealed partial class ReactEvent
     {
@@ -416,6 +545,7 @@ namespace NpcRuntime
         /// </summary>
         public FinalReply Reply = null;
         public ReactDone Done = null;
+        public NpcAction Action = null;
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static ReactEvent FromJson(Dictionary<string, object> obj)
@@ -429,6 +559,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("sentence") && obj["sentence"] != null) m.Sentence = Sentence.FromJson(obj["sentence"] as Dictionary<string, object>);
             if (obj.ContainsKey("reply") && obj["reply"] != null) m.Reply = FinalReply.FromJson(obj["reply"] as Dictionary<string, object>);
             if (obj.ContainsKey("done") && obj["done"] != null) m.Done = ReactDone.FromJson(obj["done"] as Dictionary<string, object>);
+            if (obj.ContainsKey("action") && obj["action"] != null) m.Action = NpcAction.FromJson(obj["action"] as Dictionary<string, object>);
             return m;
         }
 
@@ -443,6 +574,7 @@ namespace NpcRuntime
             if (Sentence != null) d["sentence"] = Sentence.ToJson();
             if (Reply != null) d["reply"] = Reply.ToJson();
             if (Done != null) d["done"] = Done.ToJson();
+            if (Action != null) d["action"] = Action.ToJson();
             return d;
         }
     }
@@ -1224,6 +1356,10 @@ namespace NpcRuntime
         /// The Speak request that stored this turn.
         /// </summary>
         public string RequestId = "";
+        /// <summary>
+        /// The actions the NPC took with this turn.
+        /// </summary>
+        public List<NpcAction> Actions = new List<NpcAction>();
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static Turn FromJson(Dictionary<string, object> obj)
@@ -1237,6 +1373,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("text") && obj["text"] != null) m.Text = JsonExt.AsString(obj["text"]);
             if (obj.ContainsKey("created_at") && obj["created_at"] != null) m.CreatedAt = JsonExt.AsString(obj["created_at"]);
             if (obj.ContainsKey("request_id") && obj["request_id"] != null) m.RequestId = JsonExt.AsString(obj["request_id"]);
+            foreach (var v in JsonExt.AsList(obj.Get("actions"))) m.Actions.Add(NpcAction.FromJson(v as Dictionary<string, object>));
             return m;
         }
 
@@ -1251,6 +1388,7 @@ namespace NpcRuntime
             if (!string.IsNullOrEmpty(Text)) d["text"] = Text;
             if (!string.IsNullOrEmpty(CreatedAt)) d["created_at"] = CreatedAt;
             if (!string.IsNullOrEmpty(RequestId)) d["request_id"] = RequestId;
+            if (Actions.Count > 0) d["actions"] = Actions.Select(v => (object)v.ToJson()).ToList();
             return d;
         }
     }

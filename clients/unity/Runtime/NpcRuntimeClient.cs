@@ -77,6 +77,8 @@ namespace NpcRuntime
             {
                 NpcId = npcId ?? "", SessionId = sessionId ?? "", Text = text ?? "",
                 Sampling = SpeakOptions.SamplingOf(options), SpeakerName = options?.SpeakerName,
+                Actions = SpeakOptions.ActionsOf(options), ActionChoice = options?.ActionChoice ?? "",
+                ResponseJsonSchema = options?.ResponseJsonSchema ?? "",
             };
             StartStream(id, "Speak", request.ToJson(), ev => reply.HandleEvent(SpeakEvent.FromJson(ev)), reply.HandleDone);
             return reply;
@@ -98,6 +100,8 @@ namespace NpcRuntime
             {
                 SessionId = sessionId ?? "", Text = text ?? "", NpcIds = ids, HearEarlierReplies = hearEarlierReplies,
                 Sampling = SpeakOptions.SamplingOf(options), SpeakerName = options?.SpeakerName,
+                Actions = SpeakOptions.ActionsOf(options), ActionChoice = options?.ActionChoice ?? "",
+                ResponseJsonSchema = options?.ResponseJsonSchema ?? "",
             };
             StartStream(id, "React", request.ToJson(), ev => crowd.HandleEvent(ReactEvent.FromJson(ev)), crowd.HandleDone);
             return crowd;

@@ -9,6 +9,10 @@ namespace NpcRuntime
     [Serializable]
     public class NpcTextEvent : UnityEvent<string> { }
 
+    /// <summary>An action an NPC takes: its name and its arguments (JSON text).</summary>
+    [Serializable]
+    public class NpcActionEvent : UnityEvent<string, string> { }
+
     /// <summary>
     /// One NPC in a scene, the way LLMUnity's LLMAgent is: its NPC id and session, and
     /// <see cref="Speak"/> (bindable to a UI event) with the reply streaming into UnityEvents.
@@ -29,6 +33,10 @@ namespace NpcRuntime
         public NpcTextEvent onToken = new NpcTextEvent();
         public NpcTextEvent onSentence = new NpcTextEvent();
         public NpcTextEvent onCompleted = new NpcTextEvent();
+        /// <summary>Each action the NPC takes (see <see cref="actions"/>), after its speech.</summary>
+        public NpcActionEvent onAction = new NpcActionEvent();
+        /// <summary>What this NPC may do in its replies; set from code (SpeakOptions.Action).</summary>
+        public System.Collections.Generic.List<ActionSpec> actions = new System.Collections.Generic.List<ActionSpec>();
         /// <summary>The error code (CANCELLED, NOT_FOUND, UNAVAILABLE, ...) and message.</summary>
         public NpcRuntimeFailedEvent onError = new NpcRuntimeFailedEvent();
 
@@ -59,11 +67,13 @@ namespace NpcRuntime
             {
                 SpeakerName = string.IsNullOrEmpty(speakerName) ? null : speakerName,
                 MaxTokens = maxTokens > 0 ? maxTokens : (int?)null,
+                Actions = actions,
             };
             var reply = server.Client.Speak(npcId, text, sessionId, options);
             Current = reply;
             reply.OnToken += t => onToken.Invoke(t);
             reply.OnSentence += s => onSentence.Invoke(s.Text);
+            reply.OnAction += a => onAction.Invoke(a.Name, a.ArgumentsJson);
             reply.OnCompleted += f => onCompleted.Invoke(f.Text);
             reply.OnError += e => onError.Invoke(e.Code, e.Message);
         }

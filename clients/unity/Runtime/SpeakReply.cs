@@ -29,6 +29,9 @@ namespace NpcRuntime
         public event Action<string> OnToken;
         /// <summary>A sentence of the reply, when it completes.</summary>
         public event Action<Sentence> OnSentence;
+        /// <summary>An action the NPC takes (see SpeakOptions.Actions): after its speech,
+        /// once the reply is stored, before OnCompleted.</summary>
+        public event Action<NpcAction> OnAction;
         /// <summary>The whole reply, when it is done and stored.</summary>
         public event Action<FinalReply> OnCompleted;
         /// <summary>The reply failed or was cancelled (Code CANCELLED).</summary>
@@ -45,6 +48,8 @@ namespace NpcRuntime
         /// <summary>The text streamed so far.</summary>
         public string Text { get { return text.ToString(); } }
         public List<Sentence> Sentences { get; private set; } = new List<Sentence>();
+        /// <summary>The actions the reply carries, as they arrive.</summary>
+        public List<NpcAction> Actions { get; private set; } = new List<NpcAction>();
         public bool IsDone { get; private set; }
         public FinalReply Final { get; private set; }
         public NpcRuntimeException Error { get; private set; }
@@ -73,6 +78,11 @@ namespace NpcRuntime
             {
                 Sentences.Add(ev.Sentence);
                 var h = OnSentence; if (h != null) h(ev.Sentence);
+            }
+            else if (ev.Action != null)
+            {
+                Actions.Add(ev.Action);
+                var h = OnAction; if (h != null) h(ev.Action);
             }
             else if (ev.Final != null)
             {

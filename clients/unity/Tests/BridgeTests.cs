@@ -115,6 +115,46 @@ namespace NpcRuntime.Tests
             Assert.AreEqual("NOT_FOUND", Failure(client.GetSession(session)).Code);
         }
 
+        const string GiveItem = "{\"type\": \"object\", \"properties\": {\"item\": {\"type\": \"string\", "
+            + "\"enum\": [\"sword\", \"potion\"]}}, \"required\": [\"item\"], \"additionalProperties\": false}";
+
+        [Test]
+        public void AnNpcHandsThePlayerAnItem()
+        {
+            var options = Short;
+            options.Actions = new List<ActionSpec> { SpeakOptions.Action("give_item", "hand the player an item", GiveItem) };
+            options.ActionChoice = "give_item";
+            var reply = client.Speak("brann", "Can you mend my sword?", session, options);
+            var seen = new List<NpcAction>();
+            bool completedAfterActions = false;
+            reply.OnAction += a => { lock (seen) seen.Add(a); };
+            reply.OnCompleted += f => completedAfterActions = seen.Count > 0;
+            var final = Result(reply.Task);
+
+            Assert.IsTrue(final.Stored);
+            Assert.IsTrue(completedAfterActions, "OnAction comes before OnCompleted");
+            Assert.Greater(seen.Count, 0);
+            CollectionAssert.AreEqual(seen.Select(a => a.ArgumentsJson).ToArray(), final.Actions.Select(a => a.ArgumentsJson).ToArray());
+            foreach (var action in seen)
+            {
+                Assert.AreEqual("give_item", action.Name);
+                var args = Json.Parse(action.ArgumentsJson) as Dictionary<string, object>;
+                Assert.IsNotNull(args, action.ArgumentsJson);
+                CollectionAssert.Contains(new[] { "sword", "potion" }, args["item"]);
+            }
+            var turns = Result(client.GetSession(session)).Turns;
+            Assert.AreEqual(seen.Count, turns[1].Actions.Count);
+        }
+
+        [Test]
+        public void ABadActionSchemaIsRefused()
+        {
+            var options = Short;
+            options.Actions = new List<ActionSpec> { SpeakOptions.Action("give_item", "hand over", "[1, 2]") };
+            var error = Failure(client.Speak("brann", "Hello", session, options).Task);
+            Assert.AreEqual("INVALID_ARGUMENT", error.Code);
+        }
+
         [Test]
         public void SeveralNpcsReactToOneLine()
         {
