@@ -75,8 +75,8 @@ def check_actions(actions: tuple[Action, ...], choice: str) -> None:
     for action in actions:
         if not NAME.fullmatch(action.name):
             raise _invalid(
-                f"invalid action name {action.name[:80]!r}: 1-64 letters, digits or '_', "
-                "not starting with a digit"
+                f"invalid action name {action.name[:80]!r}: 1-64 ASCII letters, digits or "
+                "'_', not starting with a digit"
             )
         if action.name in names:
             raise _invalid(f"action {action.name!r} is declared twice")

@@ -162,7 +162,7 @@ namespace NpcRuntime
     public sealed partial class ActionSpec
     {
         /// <summary>
-        /// 1-64 letters, digits or '_', not starting with a digit; unique within the request.
+        /// 1-64 ASCII letters, digits or '_', not starting with a digit; unique in the request.
         /// </summary>
         public string Name = "";
         /// <summary>
