@@ -131,6 +131,9 @@ def _check_what_the_addon_reads(method: str | None, frames: list[dict]) -> None:
         assert kinds[0] == "started" and kinds[-1] == "final"
         tokens = "".join(text for kind, text in signals if kind == "token")
         assert signals[-1][1] == tokens.strip()
+        for frame in frames:  # what npc_reply.gd parses for its action signal
+            if "action" in frame.get("event", {}):
+                assert isinstance(json.loads(frame["event"]["action"]["arguments_json"]), dict)
     elif method == "ListNpcs":
         (npcs,) = (s[2]["npcs"] for s in signals)
         assert {n["profile"]["id"] for n in npcs} >= {"brann", "marla"}

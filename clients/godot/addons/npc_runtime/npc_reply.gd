@@ -11,6 +11,9 @@ signal started(info: Dictionary)
 signal token(text: String)
 ## A complete sentence (for subtitles or text-to-speech).
 signal sentence(text: String)
+## An action the NPC takes: its name and its arguments (valid against the action's
+## schema), after the speech and before completed.
+signal action(name: String, arguments: Dictionary)
 ## The whole reply, stored; info is the bridge's "final" object (finish_reason, stored,
 ## prompt_tokens, completion_tokens, cached_prompt_tokens, ...).
 signal completed(text: String, info: Dictionary)
@@ -25,6 +28,8 @@ var session_id: String = ""
 var text: String = ""
 ## The sentences completed so far.
 var sentences: PackedStringArray = PackedStringArray()
+## The actions taken so far, each {name, arguments}.
+var actions: Array = []
 ## True once completed or failed has been emitted.
 var done: bool = false
 ## The "final" object once completed; the error {code, message} once failed.
@@ -58,6 +63,12 @@ func _on_event(event: Dictionary) -> void:
 		var line := str(event["sentence"].get("text", ""))
 		sentences.append(line)
 		sentence.emit(line)
+	elif event.has("action"):
+		var name := str(event["action"].get("name", ""))
+		var parsed = JSON.parse_string(str(event["action"].get("arguments_json", "{}")))
+		var arguments: Dictionary = parsed if parsed is Dictionary else {}
+		actions.append({"name": name, "arguments": arguments})
+		action.emit(name, arguments)
 	elif event.has("final"):
 		done = true
 		final = event["final"]

@@ -32,6 +32,8 @@ signal sentence_completed(npc_id: String, request_id: int, text: String)
 signal reply_completed(npc_id: String, request_id: int, text: String, info: Dictionary)
 ## The reply has started; info is the bridge's "started" object.
 signal reply_started(npc_id: String, request_id: int, info: Dictionary)
+## An NPC takes an action (see speak()): its name and arguments, after the speech.
+signal action_requested(npc_id: String, request_id: int, name: String, arguments: Dictionary)
 ## A call failed: code is a gRPC status name (NOT_FOUND, INVALID_ARGUMENT, CANCELLED,
 ## UNAVAILABLE, ...), message says what to fix. request_id 0: a frame the daemon could
 ## not attribute to a call.
@@ -169,14 +171,26 @@ func daemon_info() -> Dictionary:
 
 ## The NPC npc_id replies to the player's text in a session (default_session_id when
 ## empty). sampling: {max_tokens, temperature, top_p, top_k, seed, ...} (proto Sampling).
-## Returns the call's NpcReply: connect its token, sentence, completed and failed signals
-## (or await reply.completed). The autoload's token_received, sentence_completed,
+## actions: what the NPC may do, [{name, description, parameters}] (parameters: a JSON
+## Schema of the arguments, a Dictionary); action_choice: "auto" (empty), "none",
+## "required" or an action's name. Each action taken comes as the reply's action signal
+## and the autoload's action_requested, after the speech, with valid arguments.
+## Returns the call's NpcReply: connect its token, sentence, action, completed and failed
+## signals (or await reply.completed). The autoload's token_received, sentence_completed,
 ## reply_completed and error signals carry its request_id too.
-func speak(npc_id: String, text: String, session_id := "", sampling: Dictionary = {}) -> NpcReply:
+func speak(
+	npc_id: String,
+	text: String,
+	session_id := "",
+	sampling: Dictionary = {},
+	actions: Array = [],
+	action_choice := ""
+) -> NpcReply:
 	var session := session_id if not session_id.is_empty() else default_session_id
 	var request := {"npc_id": npc_id, "session_id": session, "text": text}
 	if not sampling.is_empty():
 		request["sampling"] = sampling
+	_add_actions(request, actions, action_choice)
 	var reply := NpcReply.new(_next_id, npc_id, session, cancel)
 	_call("Speak", request, reply)
 	return reply
@@ -185,13 +199,16 @@ func speak(npc_id: String, text: String, session_id := "", sampling: Dictionary 
 ## Several NPCs answer one line of the player, decoded at once: returns an NpcReply per
 ## NPC, in npc_ids order (1-8 NPCs), each with its own signals; reaction_completed
 ## follows once the player's line and every reply are stored, in that order. With
-## hear_earlier_replies each NPC also hears the replies before its own.
+## hear_earlier_replies each NPC also hears the replies before its own. actions and
+## action_choice as in speak(), for every NPC.
 func react(
 	npc_ids: PackedStringArray,
 	text: String,
 	session_id := "",
 	sampling: Dictionary = {},
-	hear_earlier_replies := false
+	hear_earlier_replies := false,
+	actions: Array = [],
+	action_choice := ""
 ) -> Array:
 	var session := session_id if not session_id.is_empty() else default_session_id
 	var request := {"npc_ids": Array(npc_ids), "session_id": session, "text": text}
@@ -199,6 +216,7 @@ func react(
 		request["sampling"] = sampling
 	if hear_earlier_replies:
 		request["hear_earlier_replies"] = true
+	_add_actions(request, actions, action_choice)
 	var replies := {}
 	var ordered: Array = []
 	for npc_id in npc_ids:
@@ -276,6 +294,25 @@ func reconnect() -> void:
 	_drop_connection()
 	_backoff = MIN_BACKOFF
 	_retry_in = 0.0
+
+
+## The request's actions as the bridge takes them (each schema as JSON text).
+func _add_actions(request: Dictionary, actions: Array, action_choice: String) -> void:
+	if not actions.is_empty():
+		var specs: Array = []
+		for action: Dictionary in actions:
+			var parameters = action.get("parameters", "")
+			specs.append(
+				{
+					"name": str(action.get("name", "")),
+					"description": str(action.get("description", "")),
+					"parameters_json_schema":
+					parameters if parameters is String else JSON.stringify(parameters),
+				}
+			)
+		request["actions"] = specs
+	if not action_choice.is_empty():
+		request["action_choice"] = action_choice
 
 
 func _call(method: String, request: Dictionary, reply: NpcReply = null) -> int:
@@ -389,6 +426,9 @@ func _handle_event(reply: NpcReply, event: Dictionary) -> void:
 		token_received.emit(npc_id, request_id, str(event["token"].get("text", "")))
 	elif event.has("sentence"):
 		sentence_completed.emit(npc_id, request_id, str(event["sentence"].get("text", "")))
+	elif event.has("action"):
+		var taken: Dictionary = reply.actions[-1]
+		action_requested.emit(npc_id, request_id, taken["name"], taken["arguments"])
 	elif event.has("final"):
 		var final: Dictionary = event["final"]
 		reply_completed.emit(npc_id, request_id, str(final.get("text", "")), final)

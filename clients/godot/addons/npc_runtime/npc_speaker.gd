@@ -9,6 +9,8 @@ signal reply_started(request_id: int)
 signal token_received(request_id: int, text: String)
 signal sentence_completed(request_id: int, text: String)
 signal reply_completed(request_id: int, text: String, info: Dictionary)
+## The NPC takes one of its actions (after its speech): hand over the item, open the gate.
+signal action_requested(request_id: int, name: String, arguments: Dictionary)
 signal error(request_id: int, code: String, message: String)
 
 const RUNTIME_PATH := "/root/NpcRuntime"
@@ -19,6 +21,10 @@ const RUNTIME_PATH := "/root/NpcRuntime"
 @export var session_id: String = ""
 ## Sampling for every reply ({max_tokens, temperature, seed, ...}); empty: the daemon's.
 @export var sampling: Dictionary = {}
+## What this NPC may do: [{name, description, parameters}] (see NpcRuntime.speak()).
+@export var actions: Array = []
+## "auto" (empty), "none", "required" or one action's name.
+@export var action_choice: String = ""
 
 ## The latest reply (an NpcReply), or null before the first speak().
 var current: RefCounted = null
@@ -36,11 +42,15 @@ func _ready() -> void:
 func speak(text: String) -> RefCounted:
 	if _runtime == null:
 		return null
-	var reply = _runtime.speak(npc_id, text, session_id, sampling)
+	var reply = _runtime.speak(npc_id, text, session_id, sampling, actions, action_choice)
 	var request_id: int = reply.request_id
 	reply.started.connect(func(_info: Dictionary) -> void: reply_started.emit(request_id))
 	reply.token.connect(func(delta: String) -> void: token_received.emit(request_id, delta))
 	reply.sentence.connect(func(line: String) -> void: sentence_completed.emit(request_id, line))
+	reply.action.connect(
+		func(name: String, arguments: Dictionary) -> void:
+			action_requested.emit(request_id, name, arguments)
+	)
 	reply.completed.connect(
 		func(whole: String, info: Dictionary) -> void: reply_completed.emit(request_id, whole, info)
 	)
