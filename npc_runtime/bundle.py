@@ -44,6 +44,7 @@ BUNDLE = "{bundle}"  # in bundle.json: the bundle folder's absolute path, put in
 METADATA = [
     "torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "tqdm",
     "regex", "requests", "packaging", "filelock", "numpy", "pyyaml", "sentence-transformers",
+    "llguidance",
 ]  # fmt: skip
 _LICENSE_FILE = re.compile(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.I)
 

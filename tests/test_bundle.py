@@ -58,6 +58,13 @@ def test_the_bundle_serves_with_no_python_installed(bundle, tmp_path):
         with NpcClient(f"127.0.0.1:{ready['port']}") as client:
             final = client.say("brann", "Morning!", session_id="b1", sampling={"max_tokens": 4})
             assert final.stored
+            # Constrained decoding (llguidance, a native extension) works frozen too.
+            wave = {"name": "wave", "description": "wave at the player"}
+            final = client.say(
+                "brann", "Bye!", session_id="b1", sampling={"max_tokens": 4},
+                actions=[wave], action_choice="wave",
+            )  # fmt: skip
+            assert final.stored and [a.name for a in final.actions][:1] == ["wave"]
         with Conn(f"ws://127.0.0.1:{ready['bridge_port']}") as conn:
             frames = conn.call(
                 "Speak",
