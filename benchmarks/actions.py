@@ -39,24 +39,10 @@ from npc_runtime.engine import Engine, EngineConfig, GenerationRequest, Sampling
 from npc_runtime.engine.api import Action  # noqa: E402
 
 LONG_LIST = json.dumps({"type": "array", "items": {"type": "string"}, "minItems": 64})
-GIVE = {
-    "type": "object",
-    "properties": {
-        "item": {"type": "string", "enum": ["potion", "bread", "map", "key"]},
-        "count": {"type": "integer", "minimum": 1, "maximum": 5},
-    },
-    "required": ["item", "count"],
-    "additionalProperties": False,
-}
-OFFER = {
-    "type": "object",
-    "properties": {"title": {"type": "string", "maxLength": 40}, "gold": {"type": "integer"}},
-    "required": ["title", "gold"],
-}
-ACTIONS = (
-    Action("give_item", "hand the player an item", json.dumps(GIVE)),
-    Action("offer_quest", "offer the player a quest", json.dumps(OFFER)),
-    Action("wave", "wave at the player"),
+VILLAGE = Path(__file__).resolve().parent.parent / "examples" / "village" / "actions.json"
+ACTIONS = tuple(
+    Action(a["name"], a["description"], json.dumps(a["parameters"]) if "parameters" in a else "")
+    for a in json.loads(VILLAGE.read_text())
 )
 
 

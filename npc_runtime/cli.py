@@ -243,6 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         default=64,
         help="latest turns of a session offered to the model per reply (default 64)",
     )
+    p.add_argument(
+        "--lore",
+        help="lore folder: the world's *.txt/*.md at its top, an NPC's in a folder named by "
+        "its id (default: the cast's lore/ folder, if any)",
+    )
     p.add_argument("--max-npcs", type=int, default=1000, help="NPCs in the cast (default 1000)")
     p.add_argument(
         "--max-sessions", type=int, default=100_000, help="stored sessions (default 100000)"
@@ -516,6 +521,7 @@ def _serve_config(args):
         bridge_origins=tuple(args.bridge_origin),
         bridge_max_connections=args.bridge_max_connections,
         stream_idle_seconds=args.stream_idle_seconds,
+        lore=Path(args.lore) if args.lore else None,
         service=ServiceConfig(
             max_text_bytes=args.max_text_bytes,
             max_streams=args.max_streams,

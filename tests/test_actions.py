@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -18,34 +19,12 @@ from npc_runtime.neeko.profile import profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 
 SCENE = (Turn("Player", "I need something for the road. Can you help?"),)
-GIVE = Action(
-    "give_item",
-    "hand the player an item",
-    json.dumps(
-        {
-            "type": "object",
-            "properties": {
-                "item": {"type": "string", "enum": ["potion", "bread", "map", "key"]},
-                "count": {"type": "integer", "minimum": 1, "maximum": 5},
-            },
-            "required": ["item", "count"],
-            "additionalProperties": False,
-        }
-    ),
+VILLAGE = json.loads((Path(__file__).parents[1] / "examples/village/actions.json").read_text())
+GIVE, OFFER, WAVE = (
+    Action(a["name"], a["description"], json.dumps(a["parameters"]) if "parameters" in a else "")
+    for a in VILLAGE
 )
-WAVE = Action("wave", "wave at the player")
-PRICE = Action(
-    "set_price",
-    "name a price in gold",
-    json.dumps(
-        {
-            "type": "object",
-            "properties": {"gold": {"type": "integer", "minimum": 0, "maximum": 999}},
-            "required": ["gold"],
-        }
-    ),
-)
-ACTION_SETS = [(GIVE, WAVE), (PRICE,), (GIVE, PRICE, WAVE)]
+ACTION_SETS = [(GIVE, WAVE), (OFFER,), (GIVE, OFFER, WAVE)]
 QUEST = json.dumps(
     {
         "type": "object",

@@ -5,6 +5,7 @@ batches, every action checked against its schema by jsonschema."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -13,29 +14,8 @@ from server_harness import ServerThread, server_config
 
 from npc_runtime.client import NpcRuntimeError
 
-GIVE = {
-    "name": "give_item",
-    "description": "hand the player an item",
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "item": {"type": "string", "enum": ["potion", "bread", "map", "key"]},
-            "count": {"type": "integer", "minimum": 1, "maximum": 5},
-        },
-        "required": ["item", "count"],
-        "additionalProperties": False,
-    },
-}
-WAVE = {"name": "wave", "description": "wave at the player"}
-OFFER = {
-    "name": "offer_quest",
-    "description": "offer the player a quest",
-    "parameters": {
-        "type": "object",
-        "properties": {"title": {"type": "string", "maxLength": 30}, "gold": {"type": "integer"}},
-        "required": ["title"],
-    },
-}
+VILLAGE = json.loads((Path(__file__).parents[1] / "examples/village/actions.json").read_text())
+GIVE, OFFER, WAVE = VILLAGE
 SCHEMAS = {a["name"]: a.get("parameters", {}) for a in (GIVE, WAVE, OFFER)}
 LINE = "I lost my way in the woods. Can you help me?"
 SHORT = {"max_tokens": 4, "temperature": 1.0}

@@ -117,11 +117,12 @@ def test_sessions_of_the_first_schema_are_upgraded_and_kept(tmp_path):
     store.close()
     reopened = SessionStore(path)
     assert [t.actions for t in reopened.get("old").turns] == ["", acted.actions]
-    assert reopened._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert reopened._db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert reopened.recap("old") is None and reopened.set_recap("old", "a recap", 2)
     reopened.close()
     newer = tmp_path / "newer.sqlite3"
-    sqlite3.connect(newer).execute("PRAGMA user_version = 3").connection.close()
-    with pytest.raises(StoreError, match="version 3"):
+    sqlite3.connect(newer).execute("PRAGMA user_version = 4").connection.close()
+    with pytest.raises(StoreError, match="version 4"):
         SessionStore(newer)
 
 

@@ -35,6 +35,8 @@ MAX_SCHEMA_BYTES = 16 * 1024
 MAX_DESCRIPTION = 1024
 CHOICES = ("auto", "none", "required")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_SHIFTS = torch.arange(32, dtype=torch.int32)
+_EXECUTOR = llguidance.LLExecutor()  # computes the rows' masks in parallel
 _NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 # One way to write each value: no run of spaces for a small model to wander into.
 _COMPACT = {"whitespace_flexible": False}
@@ -205,19 +207,26 @@ class RowGrammar:
 
 def mask_rows(logits: torch.Tensor, rows: list[tuple[int, RowGrammar]], stop_ids) -> torch.Tensor:
     """A copy of `logits` whose rows `rows` allow only their grammar's next tokens (and
-    the stop tokens once the grammar may end there)."""
-    out = logits.clone()
+    the stop tokens once the grammar may end there).
+
+    The masks are computed by llguidance in its own threads, all rows at once; they are
+    applied here with plain tensor ops: llguidance's own apply function is a
+    torch.compile kernel, which needs a C++ compiler at run time (a player's PC, a frozen
+    bundle has none)."""
     vocab = rows[0][1].vocab
-    mask = lt.allocate_token_bitmask(len(rows), vocab)
+    words = (vocab + 31) // 32
+    bits = torch.full((len(rows), words), -1, dtype=torch.int32)
+    lt.fill_next_token_bitmask_par(
+        _EXECUTOR, [(g.matcher, n) for n, (_, g) in enumerate(rows)], bits
+    )
+    allowed = ((bits.unsqueeze(-1) >> _SHIFTS) & 1).view(len(rows), -1)[:, :vocab].bool()
     for n, (_, grammar) in enumerate(rows):
-        lt.fill_next_token_bitmask(grammar.matcher, mask, n)
+        if grammar.accepting:
+            allowed[n, [t for t in stop_ids if t < vocab]] = True
+    out = logits.clone()
     index = torch.tensor([i for i, _ in rows])
-    part = out[index, :vocab].float()
-    lt.apply_token_bitmask_inplace(part, mask)
-    stops = [t for t in stop_ids if t < vocab]
-    for n, (i, grammar) in enumerate(rows):
-        if stops and grammar.accepting:
-            part[n, stops] = logits[i, stops].float()
-    out[index, :vocab] = part.to(out.dtype)
-    out[index, vocab:] = float("-inf")
+    part = out[index]
+    part[:, :vocab].masked_fill_(~allowed, float("-inf"))
+    part[:, vocab:] = float("-inf")
+    out[index] = part
     return out

@@ -101,7 +101,9 @@ class GenerationRequest:
     `actions` the reply may carry after its speech (see engine/actions.py), as
     `action_choice` says: 'auto' (or ''), 'none', 'required' (at least one) or an action's
     name (that one). `response_schema` (JSON Schema text) makes the whole reply one JSON
-    value instead of speech; it takes no actions and no stop strings.
+    value instead of speech; it takes no actions and no stop strings. `notes` (what the
+    NPC remembers and knows beyond the turns: see server/memory.py) go before the latest
+    lines.
     """
 
     request_id: str
@@ -112,6 +114,7 @@ class GenerationRequest:
     actions: tuple[Action, ...] = ()
     action_choice: str = "auto"
     response_schema: str = ""
+    notes: str = ""
 
 
 @dataclass(frozen=True)

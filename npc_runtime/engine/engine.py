@@ -185,7 +185,9 @@ class Engine:
         tail = act.ACTION_TOKENS if grammar is not None and not request.response_schema else 0
         budget = self.context - request.sampling.max_tokens - tail
         rules = act.instructions(request.actions, request.action_choice)
-        ids, _ = prompts.fit(voice.profile, request.turns, budget, HISTORY_CHUNK, rules=rules)
+        ids, _ = prompts.fit(
+            voice.profile, request.turns, budget, HISTORY_CHUNK, rules=rules, notes=request.notes
+        )
         if len(ids) > budget:
             actions = f" and the actions' {tail} tokens" if tail else ""
             raise EngineError(

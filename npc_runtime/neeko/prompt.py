@@ -53,7 +53,7 @@ def transcript_turns(npc: NpcProfile, turns: Sequence[Turn]) -> tuple[Turn, ...]
 
 
 def scene_messages(
-    npc: NpcProfile, context: Sequence[Turn], rules: str = ""
+    npc: NpcProfile, context: Sequence[Turn], rules: str = "", notes: str = ""
 ) -> list[dict[str, str]]:
     """System prompt, then the scene: the NPC's own lines (by id) as assistant turns,
     everyone else's merged into user turns, one line each, 'Speaker: text', so the NPC
@@ -70,6 +70,8 @@ def scene_messages(
             pending.append(f"{shown_name(turn.speaker)}: {one_line(turn.text)}")
     if pending or messages[-1]["role"] != "user":
         messages.append({"role": "user", "content": "\n".join(pending) or SCENE_OPENING})
+    if notes:  # before the latest lines: the history before them stays a cached prefix
+        messages[-1] = {"role": "user", "content": f"{notes}\n\n{messages[-1]['content']}"}
     return messages
 
 
@@ -124,6 +126,7 @@ class PromptEncoder:
         chunk: int = 1,
         keep_last: bool = True,
         rules: str = "",
+        notes: str = "",
     ) -> tuple[list[int], int]:
         """(prompt ids, index of the first turn kept) for the latest turns that fit in
         `budget` tokens, dropping the oldest `chunk` turns at a time (the last turn is
@@ -131,20 +134,21 @@ class PromptEncoder:
 
         Linear in the scene: every turn is tokenised once to estimate where to start,
         then the prompt is built from there; only a short estimate costs another build.
-        `rules` go to the system prompt (see system_prompt)."""
-        ids = self.prompt_ids(scene_messages(npc, turns, rules))
+        `rules` go to the system prompt (see system_prompt), `notes` before the latest
+        lines (see scene_messages)."""
+        ids = self.prompt_ids(scene_messages(npc, turns, rules, notes))
         if len(ids) <= budget or not turns:
             return ids, 0
         last = len(turns) - 1 if keep_last else len(turns)
         costs = self._costs(npc, turns)
-        total = len(self.prompt_ids(scene_messages(npc, [], rules))) + sum(costs)
+        total = len(self.prompt_ids(scene_messages(npc, [], rules, notes))) + sum(costs)
         start = 0
         while start < last and total > budget:
             total -= costs[start]
             start += 1
         start = min(-(-start // chunk) * chunk, last)
         while True:
-            ids = self.prompt_ids(scene_messages(npc, turns[start:], rules))
+            ids = self.prompt_ids(scene_messages(npc, turns[start:], rules, notes))
             if len(ids) <= budget or start >= last:
                 return ids, start
             start = min(start + chunk, last)

@@ -70,12 +70,21 @@ class ServerConfig:
     max_rpcs: int = 256  # gRPC calls in progress at once, over all connections
     service: ServiceConfig = ServiceConfig()
     grace_seconds: float = 5.0
+    # Lore files (neeko/lore.py); None: the cast folder's lore/, when there is one.
+    lore: Path | None = None
 
     def __post_init__(self) -> None:
         if self.bridge_max_connections < 1 or self.max_rpcs < 1:
             raise ValueError("bridge_max_connections and max_rpcs must be at least 1")
         if not self.stream_idle_seconds > 0:
             raise ValueError("stream_idle_seconds must be more than 0")
+
+    @property
+    def lore_folder(self) -> Path | None:
+        if self.lore is not None:
+            return self.lore
+        default = self.cast / "lore"
+        return default if default.is_dir() else None
 
     @property
     def sessions_path(self) -> Path:

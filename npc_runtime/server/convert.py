@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ..engine.api import Action, EngineError, SamplingParams
 from ..neeko.cast import KIND_BLOCK, Npc
 from ..neeko.data import DataError, Sample, sample_from_dict
+from ..neeko.lore import LoreBook
 from ..neeko.names import name_problem
 from ..neeko.profile import NpcProfile, ProfileError, profile_from_dict, validate_id
 from ..neeko.train import TrainConfig
@@ -172,8 +173,9 @@ def timestamp(seconds: float) -> Timestamp:
     return ts
 
 
-def npc_message(npc: Npc) -> pb.Npc:
+def npc_message(npc: Npc, lore: LoreBook | None = None) -> pb.Npc:
     p = npc.profile
+    known = lore.sources(p.id) if lore is not None else {}
     return pb.Npc(
         profile=pb.NpcProfile(
             id=p.id,
@@ -188,6 +190,7 @@ def npc_message(npc: Npc) -> pb.Npc:
             pb.BlendEntry(block_id=b, weight=w)
             for b, w in sorted(npc.blend.items(), key=lambda item: -item[1])
         ],
+        lore=[pb.LoreSource(path=path, passages=n) for path, n in known.items()],
     )
 
 

@@ -109,9 +109,11 @@ async def converse(
     opening: NewTurn,
     sampling,
     store: Callable[[list[NewTurn]], Awaitable],
+    notes: dict[str, str],
 ) -> AsyncIterator[pb.ConverseEvent]:
     """A scene of `turns` turns, npcs speaking in order, round after round. The opening
-    line is stored with the first reply; each reply once complete (then its events)."""
+    line is stored with the first reply; each reply once complete (then its events).
+    notes: each NPC's (see server/memory.py), for every turn of the scene."""
     heard = history + (Turn(opening.speaker_name, opening.text),)
     unstored = [opening]
     stored = 0
@@ -119,7 +121,9 @@ async def converse(
         npc = npcs[turn % len(npcs)]
         if flight.cancelled:
             break
-        request = GenerationRequest(f"{flight.request_id}/{turn}", npc.id, heard, sampling)
+        request = GenerationRequest(
+            f"{flight.request_id}/{turn}", npc.id, heard, sampling, notes=notes[npc.id]
+        )
         gen = Generation(npc.name, request)
         tag = {"npc_id": npc.id, "turn": turn}
         yield pb.ConverseEvent(started=_started(flight, gen), **tag)

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..engine import Engine, EngineConfig
+from ..neeko.lore import load_lore
 from ..neeko.store import load_cast, verify_cast
 from ..sessions import SessionStore
 from ..v1 import npc_runtime_pb2 as pb
@@ -125,6 +126,7 @@ class Daemon:
             load_cast, config.cast, config.base, config.device, config.dtype
         )
         await asyncio.to_thread(lambda: cast.encoder)  # so the first RegisterNpc is quick
+        lore = await asyncio.to_thread(load_lore, config.lore_folder, cast.encoder)
         limits = config.service
         engine = Engine(
             cast,
@@ -132,7 +134,9 @@ class Daemon:
         )
         await engine.start()
         self._engine = engine
-        self.service = NpcService(cast, engine, self._store, limits, engine.config.max_tokens_limit)
+        self.service = NpcService(
+            cast, engine, self._store, limits, engine.config.max_tokens_limit, lore
+        )
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -198,6 +202,8 @@ class Daemon:
         if self._bridge is not None:
             doors.append(self._bridge.stop(grace))
         await asyncio.gather(*doors)
+        if self.service is not None:
+            await self.service.memory.close()
         if self._engine is not None:
             await self._engine.stop()
         if self._store is not None:

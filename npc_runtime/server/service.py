@@ -21,6 +21,7 @@ from .. import __version__
 from ..engine.actions import ACTIONS_MARKER
 from ..engine.api import EngineError, GenerationRequest
 from ..neeko.cast import Cast
+from ..neeko.lore import LoreBook
 from ..neeko.names import same_name
 from ..neeko.profile import ID_PATTERN
 from ..neeko.prompt import HISTORY_CHUNK, Turn
@@ -30,6 +31,7 @@ from . import convert, crowd
 from .config import ServiceConfig
 from .errors import ServiceError, from_engine, from_store, invalid, not_found, precondition
 from .live_cast import LiveCast
+from .memory import SessionMemory, window_start
 from .metrics import Metrics
 from .replies import (
     Flight,
@@ -80,6 +82,7 @@ class NpcService:
         store: SessionStore,
         config: ServiceConfig,
         max_tokens_limit: int,
+        lore: LoreBook | None = None,
     ):
         self.cast = cast
         self.engine = engine
@@ -87,6 +90,8 @@ class NpcService:
         self.config = config
         self.max_tokens_limit = max_tokens_limit
         self.live = LiveCast(cast, engine, config.max_npcs)
+        self.lore = lore or LoreBook.empty()
+        self.memory = SessionMemory(store, engine, self.lore, cast, config.max_history_turns)
         self.metrics = Metrics(engine.stats)
         self.closing = False
         self._flights: dict[str, Flight] = {}
@@ -172,14 +177,20 @@ class NpcService:
             async with self._flying(flight):
                 history = await self._history(flight.session_id)
                 player = Turn(speaker, text)
+                notes = [await self.memory.notes(flight.session_id, n.id, text) for n in npcs]
                 gens = [
                     Generation(
                         npc.name,
                         GenerationRequest(
-                            f"{flight.request_id}/{npc.id}", npc.id, (), sampling, **shape
-                        ),
+                            f"{flight.request_id}/{npc.id}",
+                            npc.id,
+                            (),
+                            sampling,
+                            **shape,
+                            notes=note,
+                        ),  # fmt: skip
                     )
-                    for npc in npcs
+                    for npc, note in zip(npcs, notes)
                 ]
                 run = crowd.one_by_one if request.hear_earlier_replies else crowd.all_at_once
                 events = run(self.engine, self.metrics, flight, gens, history, player)
@@ -232,6 +243,7 @@ class NpcService:
                     NewTurn(PLAYER, "", speaker, text),
                     sampling,
                     lambda turns: self._store_exchange(flight, turns),
+                    {n.id: await self.memory.notes(flight.session_id, n.id, text) for n in npcs},
                 )
                 async with contextlib.aclosing(scene):
                     async for event in scene:
@@ -319,14 +331,16 @@ class NpcService:
         )
         return tuple(_prompt_turn(t) for t in _window(history, limit))
 
-    def _store_exchange(self, flight: Flight, exchange: list[NewTurn]):
-        return self._stored(
+    async def _store_exchange(self, flight: Flight, exchange: list[NewTurn]) -> list[int]:
+        seqs = await self._stored(
             "the reply was not stored, nor the player's line",
             self.store.append,
             flight.session_id,
             flight.request_id,
             exchange,
         )
+        self.memory.after_commit(flight.session_id)  # turns may have left the window
+        return seqs
 
     async def _reply(self, flight: Flight, npc_name, speaker, text, sampling, shape: dict):
         turns = await self._history(flight.session_id) + (Turn(speaker, text),)
@@ -342,7 +356,10 @@ class NpcService:
         if flight.cancelled:  # Cancel arrived before the engine had the request
             yield pb.SpeakEvent(final=pb.Final(finish_reason=pb.FINISH_REASON_CANCELLED))
             return
-        request = GenerationRequest(flight.request_id, npc_id, turns, sampling, **shape)
+        notes = await self.memory.notes(flight.session_id, npc_id, text)
+        request = GenerationRequest(
+            flight.request_id, npc_id, turns, sampling, **shape, notes=notes
+        )
         gen = Generation(npc_name, request)
         async with contextlib.aclosing(generate(self.engine, self.metrics, flight, gen)) as parts:
             async for part in parts:
@@ -389,7 +406,7 @@ class NpcService:
                 (time.perf_counter() - started) * 1000,
                 ", ".join(f"{b} {w:.2f}" for b, w in npc.blend.items()),
             )
-            return convert.npc_message(npc)
+            return convert.npc_message(npc, self.lore)
 
     async def expand_npc(
         self, request: pb.ExpandNpcRequest, caller: Caller = LOCAL
@@ -432,7 +449,7 @@ class NpcService:
             call.done = True
             yield pb.ExpandEvent(
                 done=pb.ExpandDone(
-                    npc=convert.npc_message(npc),
+                    npc=convert.npc_message(npc, self.lore),
                     steps=report.steps,
                     seconds=report.seconds,
                     final_loss=report.final_loss.get(npc.id, 0.0),
@@ -450,12 +467,12 @@ class NpcService:
     ) -> pb.ListNpcsResponse:
         with self.observe("ListNpcs"):
             npcs = [n for n in self.cast.npcs.values() if self.live.ready(n.id)]
-            return pb.ListNpcsResponse(npcs=[convert.npc_message(n) for n in npcs])
+            return pb.ListNpcsResponse(npcs=[convert.npc_message(n, self.lore) for n in npcs])
 
     async def get_npc(self, request: pb.GetNpcRequest, caller: Caller = LOCAL) -> pb.Npc:
         with self.observe("GetNpc"):
             npc_id = convert.checked_id(request.npc_id, "npc_id")
-            return convert.npc_message(self.live.check_speakable(npc_id))
+            return convert.npc_message(self.live.check_speakable(npc_id), self.lore)
 
     async def remove_npc(
         self, request: pb.RemoveNpcRequest, caller: Caller = LOCAL
@@ -464,7 +481,7 @@ class NpcService:
             npc_id = convert.checked_id(request.npc_id, "npc_id")
             npc = await self.live.remove(npc_id, speaking=lambda i: self._speaking[i] > 0)
             log.info("removed %s (%s)", npc.id, npc.kind)
-            return pb.RemoveNpcResponse(removed=convert.npc_message(npc))
+            return pb.RemoveNpcResponse(removed=convert.npc_message(npc, self.lore))
 
     # -- sessions -------------------------------------------------------------------
     async def get_session(
@@ -490,6 +507,7 @@ class NpcService:
             )
             if record is None:
                 raise not_found(f"no session {session_id!r}")
+            recap = await self._stored("cannot read the session", self.store.recap, session_id)
             return pb.Session(
                 id=record.id,
                 turns=[convert.turn_message(t) for t in record.turns],
@@ -497,6 +515,8 @@ class NpcService:
                 updated_at=convert.timestamp(record.updated_at),
                 next_page_token=str(record.turns[-1].seq) if record.more else "",
                 turn_count=record.turn_count,
+                summary=recap.text if recap else "",
+                summary_through_seq=recap.through_seq if recap else 0,
             )
 
     async def list_sessions(
@@ -527,6 +547,7 @@ class NpcService:
                     "cancel it or wait for its Final event"
                 )
             self._busy_sessions[session_id] = "is being reset"
+            self.memory.forget(session_id)  # its recap in the making goes too
             try:
                 removed = await self._stored(
                     "the session was not reset", self.store.delete, session_id
@@ -581,8 +602,7 @@ def _window(history: list[StoredTurn], limit: int) -> list[StoredTurn]:
     prompts of consecutive replies begin alike (seqs count from 1 in each session)."""
     if not history:
         return history
-    first = history[-1].seq - limit + 1
-    start = -(-(first - 1) // HISTORY_CHUNK) * HISTORY_CHUNK + 1
+    start = window_start(history[-1].seq, limit)
     return [t for t in history if t.seq >= start]
 
 

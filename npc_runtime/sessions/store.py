@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: turns.actions
+SCHEMA_VERSION = 3  # 2: turns.actions; 3: recaps
 PLAYER = "player"
 NPC = "npc"
 
@@ -39,8 +39,17 @@ CREATE TABLE IF NOT EXISTS turns (
     actions TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (session_id, seq)
 );
+CREATE TABLE IF NOT EXISTS recaps (
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    through_seq INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
-_UPGRADES = {1: "ALTER TABLE turns ADD COLUMN actions TEXT NOT NULL DEFAULT ''"}
+_UPGRADES = {
+    1: "ALTER TABLE turns ADD COLUMN actions TEXT NOT NULL DEFAULT ''",
+    2: _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS recaps") :].rstrip().rstrip(";"),
+}
 _TURN_COLUMNS = "speaker_kind, npc_id, speaker_name, text, seq, request_id, created_at, actions"
 
 
@@ -118,6 +127,16 @@ class StoredTurn(NewTurn):
 def _stored(values) -> StoredTurn:
     *columns, actions = values
     return StoredTurn(*columns, actions=actions)
+
+
+@dataclass(frozen=True)
+class Recap:
+    """What the model wrote of a session's turns up to through_seq, once they had left
+    the prompt (see server/memory.py)."""
+
+    text: str
+    through_seq: int
+    updated_at: float
 
 
 @dataclass(frozen=True)
@@ -314,6 +333,30 @@ class SessionStore:
                 ).fetchall()
                 out.append(SessionSummary(sid, count, [n for (n,) in npcs], created, updated))
             return out
+
+    def recap(self, session_id: str) -> Recap | None:
+        with self._use("read a session") as db:
+            row = db.execute(
+                "SELECT text, through_seq, updated_at FROM recaps WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+        return Recap(*row) if row else None
+
+    def set_recap(self, session_id: str, text: str, through_seq: int) -> bool:
+        """Store a newer recap of a session (True), unless the session is gone or holds a
+        recap through a later turn already (False): recaps only move forward."""
+        with self._transaction("store the recap") as db:
+            if not db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                return False
+            return bool(
+                db.execute(
+                    "INSERT INTO recaps (session_id, text, through_seq, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET "
+                    "text = excluded.text, through_seq = excluded.through_seq, "
+                    "updated_at = excluded.updated_at WHERE excluded.through_seq > through_seq",
+                    (session_id, text, through_seq, time.time()),
+                ).rowcount
+            )
 
     def delete(self, session_id: str) -> int | None:
         """Forget a session; the number of turns removed, or None if there was none."""

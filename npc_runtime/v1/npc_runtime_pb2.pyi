@@ -302,14 +302,24 @@ class BlendEntry(_message.Message):
     def __init__(self, block_id: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class Npc(_message.Message):
-    __slots__ = ("profile", "kind", "blend")
+    __slots__ = ("profile", "kind", "blend", "lore")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     BLEND_FIELD_NUMBER: _ClassVar[int]
+    LORE_FIELD_NUMBER: _ClassVar[int]
     profile: NpcProfile
     kind: NpcKind
     blend: _containers.RepeatedCompositeFieldContainer[BlendEntry]
-    def __init__(self, profile: _Optional[_Union[NpcProfile, _Mapping]] = ..., kind: _Optional[_Union[NpcKind, str]] = ..., blend: _Optional[_Iterable[_Union[BlendEntry, _Mapping]]] = ...) -> None: ...
+    lore: _containers.RepeatedCompositeFieldContainer[LoreSource]
+    def __init__(self, profile: _Optional[_Union[NpcProfile, _Mapping]] = ..., kind: _Optional[_Union[NpcKind, str]] = ..., blend: _Optional[_Iterable[_Union[BlendEntry, _Mapping]]] = ..., lore: _Optional[_Iterable[_Union[LoreSource, _Mapping]]] = ...) -> None: ...
+
+class LoreSource(_message.Message):
+    __slots__ = ("path", "passages")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    passages: int
+    def __init__(self, path: _Optional[str] = ..., passages: _Optional[int] = ...) -> None: ...
 
 class RegisterNpcRequest(_message.Message):
     __slots__ = ("profile",)
@@ -440,20 +450,24 @@ class Turn(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., speaker_kind: _Optional[_Union[SpeakerKind, str]] = ..., npc_id: _Optional[str] = ..., speaker_name: _Optional[str] = ..., text: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actions: _Optional[_Iterable[_Union[NpcAction, _Mapping]]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("id", "turns", "created_at", "updated_at", "next_page_token", "turn_count")
+    __slots__ = ("id", "turns", "created_at", "updated_at", "next_page_token", "turn_count", "summary", "summary_through_seq")
     ID_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TURN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     id: str
     turns: _containers.RepeatedCompositeFieldContainer[Turn]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     next_page_token: str
     turn_count: int
-    def __init__(self, id: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_page_token: _Optional[str] = ..., turn_count: _Optional[int] = ...) -> None: ...
+    summary: str
+    summary_through_seq: int
+    def __init__(self, id: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_page_token: _Optional[str] = ..., turn_count: _Optional[int] = ..., summary: _Optional[str] = ..., summary_through_seq: _Optional[int] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("session_id", "max_turns", "page_size", "page_token")

@@ -914,6 +914,11 @@ namespace NpcRuntime
         /// Heaviest first. A block NPC has one entry: its own block, weight 1.
         /// </summary>
         public List<BlendEntry> Blend = new List<BlendEntry>();
+        /// <summary>
+        /// The lore files this NPC knows (the world's and its own, from the daemon's lore
+        /// folder: `serve --lore`), by path in that folder.
+        /// </summary>
+        public List<LoreSource> Lore = new List<LoreSource>();
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static Npc FromJson(Dictionary<string, object> obj)
@@ -923,6 +928,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("profile") && obj["profile"] != null) m.Profile = NpcProfile.FromJson(obj["profile"] as Dictionary<string, object>);
             if (obj.ContainsKey("kind") && obj["kind"] != null) m.Kind = JsonExt.AsString(obj["kind"]);
             foreach (var v in JsonExt.AsList(obj.Get("blend"))) m.Blend.Add(BlendEntry.FromJson(v as Dictionary<string, object>));
+            foreach (var v in JsonExt.AsList(obj.Get("lore"))) m.Lore.Add(LoreSource.FromJson(v as Dictionary<string, object>));
             return m;
         }
 
@@ -933,6 +939,39 @@ namespace NpcRuntime
             if (Profile != null) d["profile"] = Profile.ToJson();
             if (Kind != "NPC_KIND_UNSPECIFIED") d["kind"] = Kind;
             if (Blend.Count > 0) d["blend"] = Blend.Select(v => (object)v.ToJson()).ToList();
+            if (Lore.Count > 0) d["lore"] = Lore.Select(v => (object)v.ToJson()).ToList();
+            return d;
+        }
+    }
+
+    /// <summary>proto LoreSource.</summary>
+    public sealed partial class LoreSource
+    {
+        /// <summary>
+        /// The file, relative to the lore folder ("world.txt", "brann/forge.txt").
+        /// </summary>
+        public string Path = "";
+        /// <summary>
+        /// Its passages (paragraphs), each retrieved on its own when a scene is near it.
+        /// </summary>
+        public long Passages = 0;
+
+        /// <summary>From the bridge's JSON (null: null).</summary>
+        public static LoreSource FromJson(Dictionary<string, object> obj)
+        {
+            if (obj == null) return null;
+            var m = new LoreSource();
+            if (obj.ContainsKey("path") && obj["path"] != null) m.Path = JsonExt.AsString(obj["path"]);
+            if (obj.ContainsKey("passages") && obj["passages"] != null) m.Passages = JsonExt.AsLong(obj["passages"]);
+            return m;
+        }
+
+        /// <summary>The bridge's JSON; fields at their defaults are left out.</summary>
+        public Dictionary<string, object> ToJson()
+        {
+            var d = new Dictionary<string, object>();
+            if (!string.IsNullOrEmpty(Path)) d["path"] = Path;
+            if (Passages != 0) d["passages"] = Passages;
             return d;
         }
     }
@@ -1411,6 +1450,14 @@ namespace NpcRuntime
         /// Turns in the whole session, on every page.
         /// </summary>
         public long TurnCount = 0;
+        /// <summary>
+        /// What the model wrote of the turns that left the prompt (the latest
+        /// --max-history-turns are in it), up to and including turn summary_through_seq:
+        /// written in the background once turns leave, and placed in every later prompt of the
+        /// session with the older lines nearest the scene. Empty until then.
+        /// </summary>
+        public string Summary = "";
+        public long SummaryThroughSeq = 0;
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static Session FromJson(Dictionary<string, object> obj)
@@ -1423,6 +1470,8 @@ namespace NpcRuntime
             if (obj.ContainsKey("updated_at") && obj["updated_at"] != null) m.UpdatedAt = JsonExt.AsString(obj["updated_at"]);
             if (obj.ContainsKey("next_page_token") && obj["next_page_token"] != null) m.NextPageToken = JsonExt.AsString(obj["next_page_token"]);
             if (obj.ContainsKey("turn_count") && obj["turn_count"] != null) m.TurnCount = JsonExt.AsLong(obj["turn_count"]);
+            if (obj.ContainsKey("summary") && obj["summary"] != null) m.Summary = JsonExt.AsString(obj["summary"]);
+            if (obj.ContainsKey("summary_through_seq") && obj["summary_through_seq"] != null) m.SummaryThroughSeq = JsonExt.AsLong(obj["summary_through_seq"]);
             return m;
         }
 
@@ -1436,6 +1485,8 @@ namespace NpcRuntime
             if (!string.IsNullOrEmpty(UpdatedAt)) d["updated_at"] = UpdatedAt;
             if (!string.IsNullOrEmpty(NextPageToken)) d["next_page_token"] = NextPageToken;
             if (TurnCount != 0) d["turn_count"] = TurnCount;
+            if (!string.IsNullOrEmpty(Summary)) d["summary"] = Summary;
+            if (SummaryThroughSeq != 0) d["summary_through_seq"] = SummaryThroughSeq;
             return d;
         }
     }
