@@ -114,6 +114,10 @@ def test_lore_reaches_the_prompt_when_the_scene_asks(tmp_path, trained_cast_dir,
             assert "charcoal from Blackwood" in seen[-1].notes
             client.say("marla", forge, session_id="f2", sampling=SHORT)
             assert "Blackwood" not in seen[-1].notes  # Brann's lore is his own
+            # A scene among NPCs: each turn with its own NPC's notes.
+            list(client.converse(["brann", "marla"], forge, turns=2, session_id="f3"))
+            notes = {r.npc_id: r.notes for r in seen[-2:]}
+            assert "Blackwood" in notes["brann"] and "Blackwood" not in notes["marla"]
     finally:
         running.stop()
 

@@ -99,6 +99,39 @@ async def one_by_one(
             heard += (Turn(gen.npc_name, gen.text, gen.npc_id),)
 
 
+async def react(
+    engine,
+    metrics,
+    flight: Flight,
+    gens: list[Generation],
+    history,
+    opening: NewTurn,
+    hear_earlier_replies: bool,
+    store: Callable[[list[NewTurn]], Awaitable],
+) -> AsyncIterator[pb.ReactEvent]:
+    """A React call: the replies (all at once, or one by one when each hears the ones
+    before), then, when every reply completed, the player's line and the replies stored
+    together in order, then each NPC's last sentences, actions and reply, then Done."""
+    run = one_by_one if hear_earlier_replies else all_at_once
+    player = Turn(opening.speaker_name, opening.text)
+    async with contextlib.aclosing(run(engine, metrics, flight, gens, history, player)) as events:
+        async for event in events:
+            yield event
+    stored = not flight.cancelled and all(g.completed for g in gens)
+    said = [t for g in gens if (t := g.turn()) is not None]
+    if stored:
+        await commit(store([opening, *said]))
+    for gen in gens:
+        log_reply("React", flight, gen, stored)
+        for sentence in last_sentences(gen) if stored else ():
+            yield pb.ReactEvent(npc_id=gen.npc_id, sentence=sentence)
+        for action in gen.actions if stored else ():
+            yield pb.ReactEvent(npc_id=gen.npc_id, action=action)
+        yield pb.ReactEvent(npc_id=gen.npc_id, reply=final_message(gen, stored))
+    turns = 1 + len(said) if stored else 0
+    yield pb.ReactEvent(done=pb.ReactDone(stored=stored, turns_stored=turns))
+
+
 async def converse(
     engine,
     metrics,

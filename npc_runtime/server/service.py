@@ -176,7 +176,6 @@ class NpcService:
             flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
             async with self._flying(flight):
                 history = await self._history(flight.session_id)
-                player = Turn(speaker, text)
                 notes = [await self.memory.notes(flight.session_id, n.id, text) for n in npcs]
                 gens = [
                     Generation(
@@ -192,33 +191,23 @@ class NpcService:
                     )
                     for npc, note in zip(npcs, notes)
                 ]
-                run = crowd.one_by_one if request.hear_earlier_replies else crowd.all_at_once
-                events = run(self.engine, self.metrics, flight, gens, history, player)
+                events = crowd.react(
+                    self.engine,
+                    self.metrics,
+                    flight,
+                    gens,
+                    history,
+                    NewTurn(PLAYER, "", speaker, text),
+                    request.hear_earlier_replies,
+                    lambda turns: self._store_exchange(flight, turns),
+                )
                 async with contextlib.aclosing(events):
                     async for event in events:
                         event.elapsed_seconds = time.perf_counter() - received
+                        if event.HasField("done"):
+                            event.done.total_seconds = event.elapsed_seconds
+                            call.done = True
                         yield event
-                stored = not flight.cancelled and all(g.completed for g in gens)
-                if stored:
-                    said = [t for g in gens if (t := g.turn()) is not None]
-                    exchange = [NewTurn(PLAYER, "", speaker, text), *said]
-                    await commit(self._store_exchange(flight, exchange))
-                ends = []
-                for gen in gens:
-                    log_reply("React", flight, gen, stored)
-                    for sentence in last_sentences(gen) if stored else ():
-                        ends.append(pb.ReactEvent(npc_id=gen.npc_id, sentence=sentence))
-                    for action in gen.actions if stored else ():
-                        ends.append(pb.ReactEvent(npc_id=gen.npc_id, action=action))
-                    ends.append(pb.ReactEvent(npc_id=gen.npc_id, reply=final_message(gen, stored)))
-                turns = 1 + len(said) if stored else 0
-                ends.append(pb.ReactEvent(done=pb.ReactDone(stored=stored, turns_stored=turns)))
-                for event in ends:
-                    event.elapsed_seconds = time.perf_counter() - received
-                    if event.HasField("done"):
-                        event.done.total_seconds = event.elapsed_seconds
-                        call.done = True
-                    yield event
 
     async def converse(
         self, request: pb.ConverseRequest, caller: Caller = LOCAL
