@@ -5,15 +5,20 @@ asks for them."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import time
 
 import grpc
 import pytest
+from serve_harness import Serve, free_port
 from server_harness import ServerThread, server_config, store_exchanges
 
-from npc_runtime.client import NpcRuntimeError
+from npc_runtime.client import NpcClient, NpcRuntimeError
 from npc_runtime.neeko.lore import LoreError, passages, read_lore
 from npc_runtime.server.memory import window_start
+from npc_runtime.sessions import NPC, PLAYER, NewTurn, SessionStore
 from npc_runtime.v1 import npc_runtime_pb2 as pb
 
 FACT = "Remember this: my sister Elowen keeps bees in Thornbury."
@@ -153,3 +158,37 @@ def test_a_lore_folder_that_is_missing_fails_the_daemon(tmp_path, trained_cast_d
     config = server_config(trained_cast_dir, tmp_path, tiny_base, lore=tmp_path / "none")
     with pytest.raises((LoreError, grpc.RpcError, RuntimeError)):
         ServerThread(config).start()
+
+
+def test_the_recap_survives_kill_9(tmp_path, trained_cast_dir, tiny_base):
+    """A recap is committed like turns: a kill -9 while replies stream keeps it whole."""
+    shutil.copytree(trained_cast_dir, tmp_path / "cast")
+    data, port = tmp_path / "data", free_port()
+    data.mkdir()
+    store = SessionStore(data / "sessions.sqlite3")
+    for i in range(40):
+        pair = [NewTurn(PLAYER, "", "Player", f"Line {i}"), NewTurn(NPC, "pip", "Pip", f"Ok {i}")]
+        store.append("old", f"r{i}", pair)
+    store.close()
+    server = Serve(tmp_path / "cast", tiny_base, data, port, "--max-history-turns", "16")
+    try:
+        with NpcClient(server.address) as client:
+            assert client.say("pip", "Hello again", session_id="old", sampling=SHORT).stored
+            session = _wait_for_recap(client, "old", window_start(82, 16) - 1)
+            for n in range(3):  # more turns, more folds in flight
+                client.say("pip", f"And {n}?", session_id="old", sampling=SHORT)
+            session = client.get_session("old")
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(30)
+    finally:
+        Serve.kill_all()
+    again = Serve(tmp_path / "cast", tiny_base, data, port)
+    try:
+        with NpcClient(again.address) as client:
+            after = client.get_session("old")
+            # The recap then or a later one, never a torn or lost one.
+            assert after.summary_through_seq >= session.summary_through_seq > 0
+            assert after.summary and (after.summary_through_seq > session.summary_through_seq
+                                      or after.summary == session.summary)  # fmt: skip
+    finally:
+        Serve.kill_all()
