@@ -214,3 +214,19 @@ def test_quantized_rows_batched_equal_the_rows_alone(quantized):
     for i, row in enumerate(zip(npcs, prompts)):
         alone = decode([row])[0]
         assert (together[i] - alone).abs().max() <= 1e-3 * alone.abs().max()
+
+
+@pytest.mark.parametrize("rows", [(64, 64), (32, 32), (96, 32), (16, 48, 64)])
+def test_fused_int4_parts_of_any_height_compute_as_apart(rows):
+    """Packed int4 rows come in CPU-dependent blocks (64 with AVX-512): a fused projection
+    whose parts do not fill whole blocks must not be concatenated as packed bytes."""
+    from npc_runtime.quant import int4_matmul, int4_values
+
+    torch.manual_seed(0)
+    parts = []
+    for n in rows:
+        q, scales_zeros = int4_values(torch.randn(n, 128))
+        parts.append((torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1), scales_zeros))
+    x = torch.randn(3, 128)
+    apart = torch.cat([int4_matmul(x, p, s) for p, s in parts], 1)
+    assert torch.equal(kernels.Dense.int4(parts, None, None)(x), apart)

@@ -32,7 +32,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..quant import int4_matmul, int4_reference, int4_values, int8_matmul, quantize_rows
+from ..quant import (
+    INT4_GROUP,
+    int4_matmul,
+    int4_reference,
+    int4_values,
+    int8_matmul,
+    quantize_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +91,7 @@ def _probe(kind: str, dtype: torch.dtype) -> bool:
         elif dtype == INT4:
             q, scales_zeros = int4_values(weight)
             packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
-            dense = Dense.int4(packed, scales_zeros, None, None)
+            dense = Dense.int4([(packed, scales_zeros)], None, None)
             expected = F.linear(x, int4_reference(q, scales_zeros))
         else:
             dense = Dense(weight.to(dtype), None, kind)
@@ -119,6 +126,24 @@ def choose(dtype: torch.dtype, device: torch.device, requested: str = "auto") ->
     if chosen is None:  # int4 has no fallback: base_model does not quantise to it then
         raise RuntimeError(f"no kernel runs {dtype} weights on this CPU")
     return chosen
+
+
+def join_int4(
+    parts: list[tuple[torch.Tensor, torch.Tensor]],
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Packed int4 weights of several modules as one, when concatenating their packed
+    rows is the packing of their concatenation, else kept apart. It is so when each part
+    but the last fills whole row blocks of the kernel's layout, whose height depends on the
+    CPU (64 rows with AVX-512: 32-row k and v projections of a small model do not join);
+    decided by computing both ways on a probe, so no layout is assumed."""
+    if len(parts) == 1:
+        return parts
+    packed = torch.cat([p for p, _ in parts])
+    scales = torch.cat([s for _, s in parts], dim=1)
+    k = scales.shape[0] * INT4_GROUP
+    probe = torch.randn(2, k, generator=torch.Generator().manual_seed(0)).to(packed.device)
+    apart = torch.cat([int4_matmul(probe, p, s) for p, s in parts], 1)
+    return [(packed, scales)] if torch.equal(int4_matmul(probe, packed, scales), apart) else parts
 
 
 class Dense:
@@ -166,18 +191,20 @@ class Dense:
     @classmethod
     def int4(
         cls,
-        packed: torch.Tensor,
-        scales_zeros: torch.Tensor,
+        parts: list[tuple[torch.Tensor, torch.Tensor]],
         bias: torch.Tensor | None,
         out_order: torch.Tensor | None,
     ) -> Dense:
-        """Weight-only int4 in the kernel's packed layout. The packing cannot reorder rows,
-        so `out_order` (if given) reorders the output columns instead."""
+        """Weight-only int4 in the kernel's packed layout, from the (packed, scales and
+        zero points) of one or more modules whose outputs are concatenated (a fused qkv),
+        joined into one matmul where the layout allows (see join_int4). The packing cannot
+        reorder rows, so `out_order` (if given) reorders the output columns instead."""
         dense = cls.__new__(cls)
         dense.kind, dense.packed, dense.input_dtype = "int4", None, torch.float32
-        dense.weight, dense.scales = packed, scales_zeros
+        dense.weight, dense.scales = None, None
+        dense.int4_parts = join_int4(parts)
         dense.out_order = out_order
-        dense.out_features = scales_zeros.shape[1]
+        dense.out_features = sum(s.shape[1] for _, s in parts)
         dense.bias = None if bias is None else bias.float()
         return dense
 
@@ -191,7 +218,8 @@ class Dense:
             y = int8_matmul(x, self.weight, *self.scales)
             return y if self.bias is None else y.add_(self.bias)
         if self.kind == "int4":
-            y = int4_matmul(x, self.weight, self.scales)
+            ys = [int4_matmul(x, packed, scales) for packed, scales in self.int4_parts]
+            y = ys[0] if len(ys) == 1 else torch.cat(ys, 1)
             if self.out_order is not None:
                 y = y[:, self.out_order]
             return y if self.bias is None else y.add_(self.bias)

@@ -132,16 +132,16 @@ class _Kernels:
         bias = _cat([_take(m.bias, rows) for m, rows in mods])
         first = mods[0][0]
         if isinstance(first, Int4Linear):  # packed rows cannot move: reorder the outputs
-            packed = _cat([m.qweight for m, _ in mods])
-            scales_zeros = _cat([m.scales_zeros for m, _ in mods], dim=1)
+            parts = [(m.qweight, m.scales_zeros) for m, _ in mods]
             order, offset = [], 0
             for m, rows in mods:
                 own = torch.arange(m.out_features) if rows is None else rows.cpu()
                 order.append(own + offset)
                 offset += m.out_features
             order = torch.cat(order)
-            keep = None if torch.equal(order, torch.arange(offset)) else order.to(packed.device)
-            return self._used(Dense.int4(packed, scales_zeros, bias, keep))
+            device = first.qweight.device
+            keep = None if torch.equal(order, torch.arange(offset)) else order.to(device)
+            return self._used(Dense.int4(parts, bias, keep))
         if isinstance(first, Int8Linear):
             q = _cat([_take(m.qweight, rows) for m, rows in mods])
             scales = _cat([_take(m.scales, rows) for m, rows in mods])
