@@ -81,10 +81,11 @@ def _json(schema: Mapping | str) -> str:
 def _action_spec(action: Mapping | pb.ActionSpec) -> pb.ActionSpec:
     if isinstance(action, pb.ActionSpec):
         return action
+    schema = action.get("parameters", action.get("parameters_json_schema", ""))
     return pb.ActionSpec(
         name=action["name"],
         description=action.get("description", ""),
-        parameters_json_schema=_json(action.get("parameters", "")),
+        parameters_json_schema=_json(schema),
     )
 
 
@@ -144,7 +145,14 @@ def _replies(events: list[pb.ReactEvent]) -> dict[str, pb.Final]:
 
 
 def _profile(profile: Mapping | pb.NpcProfile) -> pb.NpcProfile:
-    return profile if isinstance(profile, pb.NpcProfile) else pb.NpcProfile(**profile)
+    """A profile message from a dict (its actions as speak_request takes them)."""
+    if isinstance(profile, pb.NpcProfile):
+        return profile
+    fields = dict(profile)
+    actions = fields.pop("actions", ())
+    message = pb.NpcProfile(**fields)
+    message.actions.extend(_action_spec(a) for a in actions)
+    return message
 
 
 def expand_request(

@@ -158,3 +158,63 @@ def test_bad_actions_and_schemas_are_refused_and_nothing_is_stored(server, field
             assert err.value.code == "INVALID_ARGUMENT"
         assert list(client.session_turns("kept")) == before
         assert client.status().active_streams == 0
+
+
+SMITH = {
+    "id": "hilde",
+    "name": "Hilde",
+    "profile": "A smith who sells blades.",
+    "actions": [{"name": "sell_item", "description": "sell the player a blade",
+                 "parameters": GIVE["parameters"]}],
+}  # fmt: skip
+COOK = {
+    "id": "tova",
+    "name": "Tova",
+    "profile": "A cook who waves at everyone.",
+    "actions": [{"name": "wave", "description": "wave at the player"}],
+}
+
+
+def test_npcs_declare_their_own_actions(server, tmp_path):
+    """Actions on a profile: kept with the cast, shown by GetNpc, joined with a call's,
+    and each NPC of a React batch acts from its own set."""
+    with server.client() as client:
+        client.register_npc(SMITH)
+        client.register_npc(COOK)
+        (spec,) = client.get_npc("hilde").profile.actions
+        assert spec.name == "sell_item" and json.loads(spec.parameters_json_schema)
+        final = client.say(
+            "hilde", LINE, session_id="own", sampling=SHORT, action_choice="sell_item"
+        )
+        assert final.actions and {a.name for a in final.actions} == {"sell_item"}
+        replies = client.react_all(["hilde", "tova"], LINE, session_id="own2", sampling=SHORT,
+                                   action_choice="required")  # fmt: skip
+        assert {a.name for a in replies["hilde"].actions} <= {"sell_item"}
+        assert {a.name for a in replies["tova"].actions} <= {"wave"}
+        assert replies["hilde"].actions and replies["tova"].actions
+        # A call's action joins the NPC's own; one of the same name replaces it.
+        final = client.say("tova", LINE, session_id="own3", sampling=SHORT,
+                           actions=[GIVE], action_choice="give_item")  # fmt: skip
+        assert {a.name for a in final.actions} == {"give_item"}
+        for action in final.actions:
+            _valid(action)
+    cast = json.loads((server.daemon.config.cast / "cast.json").read_text())
+    (hilde,) = [n for n in cast["npcs"] if n["id"] == "hilde"]
+    assert hilde["actions"][0]["name"] == "sell_item"
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        [{"name": "bad name"}],
+        [{"name": "a", "parameters_json_schema": "{no"}],
+        [{"name": "a", "parameters_json_schema": '{"type": "array"}'}],
+        [{"name": "a"}, {"name": "a"}],
+    ],
+)
+def test_a_profile_with_bad_actions_is_not_registered(server, actions):
+    with server.client() as client:
+        with pytest.raises(NpcRuntimeError) as err:
+            client.register_npc({"id": "nope", "name": "Nope", "profile": "x", "actions": actions})
+        assert err.value.code == "INVALID_ARGUMENT"
+        assert "nope" not in {n.profile.id for n in client.list_npcs()}

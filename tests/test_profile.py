@@ -39,11 +39,39 @@ def test_toml_and_json_profiles(tmp_path):
         ({"id": "a", "name": "x", "profile": "y", "mood": "z"}, "unknown profile fields"),
         ({"id": "a", "name": "x", "profile": "y", "examples": "hi"}, "list of strings"),
         ({"id": "a", "name": "x\x00", "profile": "y"}, "control characters"),
+        ({"id": "a", "name": "x", "profile": "y", "actions": {"name": "w"}}, "'actions' must be"),
+        ({"id": "a", "name": "x", "profile": "y", "actions": [{"name": "w", "x": 1}]}, "table of"),
+        ({"id": "a", "name": "x", "profile": "y", "actions": [{"name": 3}]}, "must be strings"),
+        (
+            {
+                "id": "a",
+                "name": "x",
+                "profile": "y",
+                "actions": [{"name": "w", "parameters": "{}"}],
+            },
+            "schema object",
+        ),  # fmt: skip
+        ({"id": "a", "name": "x", "profile": "y", "actions": [{"name": "w"}] * 17}, "at most 16"),
     ],
 )
 def test_bad_profiles_say_what_to_fix(data, message):
     with pytest.raises(ProfileError, match=message):
         profile_from_dict(data)
+
+
+def test_a_profile_declares_actions_in_toml(tmp_path):
+    (tmp_path / "bard.toml").write_text(
+        'id = "lyra"\nname = "Lyra"\nprofile = "A bard."\n[[actions]]\nname = "play_song"\n'
+        'description = " play a song "\nparameters = { type = "object" }\n'
+        '[[actions]]\nname = "bow"\n'
+    )
+    profile = load_profile(tmp_path / "bard.toml")
+    assert profile.actions == [
+        {"name": "play_song", "description": "play a song", "parameters": {"type": "object"}},
+        {"name": "bow", "description": ""},
+    ]
+    assert profile_from_dict(profile.to_json()) == profile  # as the cast stores it
+    assert "actions" not in profile_from_dict({"id": "a", "name": "A", "profile": "p"}).to_json()
 
 
 def test_unparseable_file_names_the_file(tmp_path):

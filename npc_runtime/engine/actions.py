@@ -69,6 +69,22 @@ def _parameters(action: Action) -> dict:
     return schema
 
 
+def with_npc_actions(npc_actions: list[dict], call: tuple[Action, ...]) -> tuple[Action, ...]:
+    """An NPC's own actions (its profile's) and a call's, the call's replacing the NPC's
+    of the same name."""
+    named = {a.name for a in call}
+    own = tuple(
+        Action(
+            a["name"],
+            a.get("description", ""),
+            json.dumps(a["parameters"]) if a.get("parameters") else "",
+        )
+        for a in npc_actions
+        if a["name"] not in named
+    )
+    return own + call
+
+
 def check_actions(actions: tuple[Action, ...], choice: str) -> None:
     """INVALID_ARGUMENT for a bad declaration (the grammars are checked when compiled)."""
     if len(actions) > MAX_ACTIONS:

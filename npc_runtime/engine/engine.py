@@ -206,7 +206,10 @@ class Engine:
     def check_profile(self, profile: NpcProfile) -> None:
         """INVALID_ARGUMENT unless the profile leaves room in the context for a reply of
         the default length and a player's line: an NPC accepted now must be speakable."""
-        need = len(self.cast.prompts.prompt_ids(scene_messages(profile, [])))
+        own = act.with_npc_actions(profile.actions, ())
+        self.grammar(own)  # INVALID_ARGUMENT for a bad name or schema
+        rules = act.instructions(own, "auto")
+        need = len(self.cast.prompts.prompt_ids(scene_messages(profile, [], rules)))
         room = SamplingParams().max_tokens + ROOM_FOR_A_LINE
         if need + room > self.context:
             raise EngineError(

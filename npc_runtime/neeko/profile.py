@@ -53,9 +53,15 @@ class NpcProfile:
     style: str = ""
     greeting: str = ""
     examples: list[str] = field(default_factory=list)
+    # What the NPC may do in any reply, beside what a call declares: [{"name",
+    # "description", "parameters" (a JSON Schema object)}]; checked in full by the engine.
+    actions: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.actions:
+            del out["actions"]  # casts without actions keep the manifest they had
+        return out
 
     def role_text(self) -> str:
         """The text the role encoder embeds to place this NPC among the blocks."""
@@ -100,7 +106,7 @@ def profile_from_dict(data: object) -> NpcProfile:
     characters; raises ProfileError (and nothing else) for anything else."""
     if not isinstance(data, dict):
         raise ProfileError("a profile must be a table/object with id, name and profile")
-    unknown = set(data) - {"id", "examples", *_TEXT_FIELDS}
+    unknown = set(data) - {"id", "examples", "actions", *_TEXT_FIELDS}
     if unknown:
         names = sorted(k if isinstance(k, str) and len(k) <= 64 else _shown(k) for k in unknown)
         raise ProfileError(f"unknown profile fields: {', '.join(names)}")
@@ -117,7 +123,31 @@ def profile_from_dict(data: object) -> NpcProfile:
     examples = [e.strip() for e in examples if e.strip()]
     for line in examples:  # they go into the system prompt like the other texts
         _check_chars("examples", line)
-    return NpcProfile(id=npc_id, examples=examples, **texts)
+    return NpcProfile(id=npc_id, examples=examples, actions=_actions(data), **texts)
+
+
+MAX_PROFILE_ACTIONS = 16
+
+
+def _actions(data: dict) -> list[dict]:
+    """The profile's actions, in shape; names and schemas are the engine's to judge."""
+    actions = data.get("actions", [])
+    if not isinstance(actions, list) or len(actions) > MAX_PROFILE_ACTIONS:
+        raise ProfileError(f"'actions' must be a list of at most {MAX_PROFILE_ACTIONS} actions")
+    out = []
+    for action in actions:
+        if not isinstance(action, dict) or set(action) - {"name", "description", "parameters"}:
+            raise ProfileError("each action is a table of name, description and parameters")
+        name, description = action.get("name"), action.get("description", "")
+        parameters = action.get("parameters", {})
+        if not isinstance(name, str) or not isinstance(description, str):
+            raise ProfileError("an action's name and description must be strings")
+        if not isinstance(parameters, dict):
+            raise ProfileError(f"the parameters of action {name[:64]!r} must be a schema object")
+        _check_chars("actions", description)
+        entry = {"name": name, "description": description.strip()}
+        out.append(entry | ({"parameters": parameters} if parameters else {}))
+    return out
 
 
 def load_profile(path: str | Path) -> NpcProfile:

@@ -102,10 +102,24 @@ def profile(message: pb.NpcProfile) -> NpcProfile:
         "greeting": message.greeting,
         "examples": list(message.examples),
     }
+    if message.actions:
+        data["actions"] = [_profile_action(a) for a in message.actions]
     try:
         return profile_from_dict(data)
     except ProfileError as exc:
         raise invalid(f"profile: {exc}") from None
+
+
+def _profile_action(spec: pb.ActionSpec) -> dict:
+    action = {"name": spec.name, "description": spec.description}
+    if spec.parameters_json_schema:
+        try:
+            action["parameters"] = json.loads(spec.parameters_json_schema)
+        except (ValueError, RecursionError):
+            raise invalid(
+                f"profile: the parameters of action {spec.name[:64]!r} are not JSON"
+            ) from None
+    return action
 
 
 def samples(npc_id: str, records, limit: int, max_line_bytes: int) -> list[Sample]:
@@ -184,6 +198,14 @@ def npc_message(npc: Npc, lore: LoreBook | None = None) -> pb.Npc:
             style=p.style,
             greeting=p.greeting,
             examples=p.examples,
+            actions=[
+                pb.ActionSpec(
+                    name=a["name"],
+                    description=a.get("description", ""),
+                    parameters_json_schema=json.dumps(a["parameters"]) if "parameters" in a else "",
+                )
+                for a in p.actions
+            ],
         ),
         kind=pb.NPC_KIND_BLOCK if npc.kind == KIND_BLOCK else pb.NPC_KIND_FUSED,
         blend=[

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from .. import __version__
-from ..engine.actions import ACTIONS_MARKER
+from ..engine.actions import ACTIONS_MARKER, with_npc_actions
 from ..engine.api import EngineError, GenerationRequest
 from ..neeko.cast import Cast
 from ..neeko.lore import LoreBook
@@ -159,6 +159,7 @@ class NpcService:
             shape = await self._reply_shape(request)
             flight, (npc,), text, speaker, sampling = await self._admit(request, (npc_id,), caller)
             async with self._flying(flight):
+                shape = await self._npc_shape(shape, npc, request.sampling.stop)
                 async for event in self._reply(flight, npc.name, speaker, text, sampling, shape):
                     event.elapsed_seconds = time.perf_counter() - received
                     call.done = event.HasField("final")
@@ -176,6 +177,8 @@ class NpcService:
             flight, npcs, text, speaker, sampling = await self._admit(request, npc_ids, caller)
             async with self._flying(flight):
                 history = await self._history(flight.session_id)
+                stop = request.sampling.stop
+                shapes = [await self._npc_shape(shape, n, stop) for n in npcs]
                 notes = [await self.memory.notes(flight.session_id, n.id, text) for n in npcs]
                 gens = [
                     Generation(
@@ -185,11 +188,11 @@ class NpcService:
                             npc.id,
                             (),
                             sampling,
-                            **shape,
+                            **npc_shape,
                             notes=note,
                         ),  # fmt: skip
                     )
-                    for npc, note in zip(npcs, notes)
+                    for npc, npc_shape, note in zip(npcs, shapes, notes)
                 ]
                 events = crowd.react(
                     self.engine,
@@ -244,14 +247,25 @@ class NpcService:
 
     async def _reply_shape(self, request: pb.SpeakRequest | pb.ReactRequest) -> dict:
         """The request's actions or response schema, checked (INVALID_ARGUMENT) before
-        anything starts; in a worker thread, since compiling a grammar takes milliseconds."""
+        anything starts, but for an action_choice that may name an NPC's own action."""
         shape = convert.reply_shape(request)
-        stop = tuple(request.sampling.stop)
+        await self._check_shape(dict(shape, action_choice="auto"), request.sampling.stop)
+        return shape
+
+    async def _npc_shape(self, shape: dict, npc, stop) -> dict:
+        """The call's shape with the NPC's own actions (its profile's) beside the call's,
+        checked whole: INVALID_ARGUMENT before the reply starts."""
+        if npc.profile.actions and not shape["response_schema"]:
+            shape = dict(shape, actions=with_npc_actions(npc.profile.actions, shape["actions"]))
+        await self._check_shape(shape, stop)
+        return shape
+
+    async def _check_shape(self, shape: dict, stop) -> None:
+        """In a worker thread: compiling a grammar takes milliseconds."""
         try:
-            await asyncio.to_thread(self.engine.grammar, **shape, stop=stop)
+            await asyncio.to_thread(self.engine.grammar, **shape, stop=tuple(stop))
         except EngineError as exc:
             raise from_engine(exc) from None
-        return shape
 
     async def _admit(self, request, npc_ids: tuple[str, ...], caller: Caller):
         """The checks Speak and React share, then the flight that holds the session."""

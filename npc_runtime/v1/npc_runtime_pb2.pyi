@@ -278,20 +278,22 @@ class CancelResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class NpcProfile(_message.Message):
-    __slots__ = ("id", "name", "profile", "style", "greeting", "examples")
+    __slots__ = ("id", "name", "profile", "style", "greeting", "examples", "actions")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     STYLE_FIELD_NUMBER: _ClassVar[int]
     GREETING_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     profile: str
     style: str
     greeting: str
     examples: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., profile: _Optional[str] = ..., style: _Optional[str] = ..., greeting: _Optional[str] = ..., examples: _Optional[_Iterable[str]] = ...) -> None: ...
+    actions: _containers.RepeatedCompositeFieldContainer[ActionSpec]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., profile: _Optional[str] = ..., style: _Optional[str] = ..., greeting: _Optional[str] = ..., examples: _Optional[_Iterable[str]] = ..., actions: _Optional[_Iterable[_Union[ActionSpec, _Mapping]]] = ...) -> None: ...
 
 class BlendEntry(_message.Message):
     __slots__ = ("block_id", "weight")

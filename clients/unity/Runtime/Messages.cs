@@ -842,6 +842,11 @@ namespace NpcRuntime
         /// Optional example lines in its voice: at most 16, each at most 1024 characters.
         /// </summary>
         public List<string> Examples = new List<string>();
+        /// <summary>
+        /// Optional: what the NPC may do in any reply (rules of SpeakRequest.actions, at most
+        /// 16); a call's own actions join them, replacing one of the same name.
+        /// </summary>
+        public List<ActionSpec> Actions = new List<ActionSpec>();
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static NpcProfile FromJson(Dictionary<string, object> obj)
@@ -854,6 +859,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("style") && obj["style"] != null) m.Style = JsonExt.AsString(obj["style"]);
             if (obj.ContainsKey("greeting") && obj["greeting"] != null) m.Greeting = JsonExt.AsString(obj["greeting"]);
             foreach (var v in JsonExt.AsList(obj.Get("examples"))) m.Examples.Add(JsonExt.AsString(v));
+            foreach (var v in JsonExt.AsList(obj.Get("actions"))) m.Actions.Add(ActionSpec.FromJson(v as Dictionary<string, object>));
             return m;
         }
 
@@ -867,6 +873,7 @@ namespace NpcRuntime
             if (!string.IsNullOrEmpty(Style)) d["style"] = Style;
             if (!string.IsNullOrEmpty(Greeting)) d["greeting"] = Greeting;
             if (Examples.Count > 0) d["examples"] = Examples.Select(v => (object)v).ToList();
+            if (Actions.Count > 0) d["actions"] = Actions.Select(v => (object)v.ToJson()).ToList();
             return d;
         }
     }
