@@ -99,7 +99,10 @@ def test_two_hundred_replies_in_shared_batches_all_validate(server):
 def test_a_structured_reply_over_the_bridge(server):
     schema = {
         "type": "object",
-        "properties": {"item": {"type": "string", "maxLength": 20}, "price": {"type": "integer"}},
+        "properties": {
+            "item": {"type": "string", "maxLength": 20},
+            "price": {"type": "integer", "minimum": 0, "maximum": 999},
+        },
         "required": ["item", "price"],
         "additionalProperties": False,
     }
@@ -111,8 +114,8 @@ def test_a_structured_reply_over_the_bridge(server):
     events = [f["event"] for f in frames if "event" in f]
     final = events[-1]["final"]
     assert frames[-1] == {"id": "c", "done": True}
-    if final["finish_reason"] == "FINISH_REASON_STOP":
-        jsonschema.validate(json.loads(final["text"]), schema)
+    assert final["finish_reason"] == "FINISH_REASON_STOP"  # complete within its tokens
+    jsonschema.validate(json.loads(final["text"]), schema)
     tokens = "".join(e["token"].get("text", "") for e in events if "token" in e)
     assert tokens.strip() == final["text"]
 
