@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -557,10 +558,16 @@ def test_a_grpc_message_over_32_mib_is_refused(server, channel):
     assert stored_state(server) == before
 
 
-def test_ids_reused_while_in_flight(server, bridge):
+def test_ids_reused_while_in_flight(server, bridge, monkeypatch):
     """A request_id in flight is refused whichever door the second request takes, and
     so is a bridge call id reused on its connection."""
     before = stored_state(server)
+    # The engine steps only once the cancel has reached it: the first reply cannot run
+    # to its end first, however slow the machine is at the steps between.
+    engine, go = server.daemon.service.engine, threading.Event()
+    step, cancel = engine.scheduler.step, engine.cancel
+    monkeypatch.setattr(engine.scheduler, "step", lambda: (go.wait(60), step())[1])
+    monkeypatch.setattr(engine, "cancel", lambda rid: (cancel(rid), go.set())[0])
     conn = bridge["json"]
     long = {**OK_SPEAK, "session_id": "s2", "request_id": "busy-1", "sampling": {"max_tokens": 500}}
     conn.send({"id": "first", "method": "Speak", "request": long})
