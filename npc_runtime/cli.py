@@ -39,7 +39,15 @@ def _cast_args(p: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="rows per forward pass, of any characters"
+    )
+    p.add_argument(
+        "--block-batch-size",
+        type=int,
+        default=1,
+        help="rows of one character per update of its block (default 1)",
+    )
     p.add_argument("--max-length", type=int, default=384, help="tokens per example")
     p.add_argument("--max-context", type=int, default=4, help="context turns per example")
     p.add_argument("--max-samples", type=int, help="at most this many records per character")
@@ -53,6 +61,7 @@ def _train_config(args):
         epochs=args.epochs,
         learning_rate=args.lr,
         batch_size=args.batch_size,
+        block_batch_size=args.block_batch_size,
         max_length=args.max_length,
         max_context_turns=args.max_context,
         max_samples_per_character=args.max_samples,

@@ -201,7 +201,8 @@ def test_expand_npc_trains_while_others_speak(server, client, monkeypatch):
     }
     progress = [e.progress for e in events[:-1]]
     done = events[-1].done
-    assert [p.step for p in progress] == list(range(1, done.steps + 1)) and done.steps == 6
+    # 12 records, 2 epochs, one row an update (the default block batch): 24 steps
+    assert [p.step for p in progress] == list(range(1, done.steps + 1)) and done.steps == 24
     assert all(p.total_steps == done.steps and p.loss > 0 for p in progress)
     assert progress[-1].eta_seconds == 0 and done.final_loss > 0
     assert done.npc.kind == pb.NPC_KIND_BLOCK and [b.block_id for b in done.npc.blend] == ["zef"]
@@ -225,7 +226,8 @@ def test_expand_cancelled_by_disconnect_leaves_nothing(server, client):
     assert "zef" not in server.daemon.service.cast.neeko.block_ids
     assert (server.daemon.config.cast / "cast.json").read_bytes() == manifest
     profile, records = village_character("old_nessa", 4)  # and the slot is free again
-    assert list(client.expand_npc(profile, records, {"epochs": 1}))[-1].done.steps == 1
+    done = list(client.expand_npc(profile, records, {"epochs": 1}))[-1].done
+    assert done.steps == 4  # one row an update
 
 
 def test_remove_npc_refuses_while_speaking_then_removes(server, client):

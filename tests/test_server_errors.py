@@ -98,6 +98,9 @@ def test_each_error_code_and_nothing_stored_changes(make_server):
         "training.epochs must be": lambda: c.expand_npc(
             {**LYRA, "id": "z"}, [{"reply": "hi"}], {"epochs": 0}
         ),
+        "training.block_batch_size must be": lambda: c.expand_npc(
+            {**LYRA, "id": "z"}, [{"reply": "hi"}], {"block_batch_size": 0}
+        ),
         "page_size must be at most 1000": lambda: c.list_sessions(page_size=5000),
         "page_token is not one": lambda: c.list_sessions(page_token="../x"),
     }

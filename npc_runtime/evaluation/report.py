@@ -75,6 +75,12 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | " + " | ".join(_f(v) for v in row) + " |")
     secs = results["seconds"]
     lines += ["", "Wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in secs.items())]
+    if secs.get("shared_train") and "neeko_train" in secs:
+        ratio = secs["neeko_train"] / secs["shared_train"]
+        lines.append(
+            f"Pre-tuning the cast took {ratio:.2f}x the time of training the shared LoRA "
+            "on the same samples (issue 14's target: at most 1.1x)."
+        )
     return "\n".join(lines) + "\n"
 
 

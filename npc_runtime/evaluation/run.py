@@ -136,6 +136,7 @@ class Evaluation:
             ),
         )
         self.results["neeko_pretune_steps"] = report.steps
+        self.results["seconds"]["neeko_train"] = round(report.seconds, 3)  # loading aside
         old_samples = self._samples(self.old)
         ppl: dict[str, dict] = {}
         self._icl_old = self._score(neeko, old_samples, lambda s: None, "ICL")
@@ -162,7 +163,7 @@ class Evaluation:
                 shared,
                 {SHARED: [s for c in self.old for s in self._capped(c)]},
                 self.profiles,
-                cfg.train,
+                self._shared_train,
                 show_progress=self.show,
             ),
         )
@@ -172,6 +173,11 @@ class Evaluation:
         self._incremental_shared(shared, shared_route)
         self.results["generated_attribution"] = self._generated(neeko, shared, retriever)
         return self.results
+
+    @property
+    def _shared_train(self) -> TrainConfig:
+        """One adapter trains the way one adapter does: a whole batch per update."""
+        return replace(self.config.train, block_batch_size=self.config.train.batch_size)
 
     def _capped(self, char: str) -> list[Sample]:
         rows = list(self.train[char])
@@ -301,7 +307,7 @@ class Evaluation:
                 shared,
                 {SHARED: self._capped(x)},
                 self.profiles,
-                self.config.train,
+                self._shared_train,
                 show_progress=self.show,
             ),
         )

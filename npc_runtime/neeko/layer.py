@@ -28,10 +28,19 @@ class Routing:
     row_scale has shape (rows, 1, K * rank) (or anything broadcastable against the
     LoRA activations): the gate weight of each active block, times alpha / r, repeated
     over that block's rank columns. It is built once per forward, not per layer.
+
+    Training routes by ownership instead (`tokens` set, row_scale the scalar alpha / r):
+    each block owns the real (unpadded) tokens of its own rows; `tokens` holds their
+    indices into the flattened (rows * width) positions, block after block, `sizes` how
+    many each block owns. Its products are computed on those tokens alone, so its
+    gradients come from the same tensors, of the same shapes, whatever other characters'
+    rows share the batch and however far they pad it.
     """
 
     blocks: tuple[int, ...]
-    row_scale: torch.Tensor
+    row_scale: torch.Tensor | float
+    tokens: torch.Tensor | None = None
+    sizes: tuple[int, ...] = ()
 
 
 class Router(threading.local):
@@ -107,6 +116,8 @@ class DynamicLoraLinear(nn.Module):
         routing = self.router.current
         if routing is None or not routing.blocks:
             return out
+        if routing.tokens is not None:
+            return self._owned(x, out, routing)
         a, b = self._weights(routing.blocks)
         # Dropout only where gradients flow: a block can train in one thread while another
         # thread decodes through the same (eval-mode) modules.
@@ -114,3 +125,19 @@ class DynamicLoraLinear(nn.Module):
             x = F.dropout(x, self.dropout, training=True)
         xa = F.linear(x.to(a.dtype), a) * routing.row_scale
         return out + F.linear(xa, b).to(out.dtype)
+
+    def _owned(self, x: torch.Tensor, out: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """Each block's delta on the tokens it owns (training; see Routing). One gather
+        and one scatter for all blocks: the token sets are disjoint, so each position
+        receives exactly one delta, as if each block were added alone."""
+        dtype = self.lora_A[routing.blocks[0]].dtype
+        owned = x.reshape(-1, x.shape[-1]).index_select(0, routing.tokens).to(dtype)
+        if self.dropout:
+            owned = F.dropout(owned, self.dropout, training=True)
+        parts = owned.split(routing.sizes)
+        deltas = [
+            F.linear(F.linear(part, self.lora_A[block]) * routing.row_scale, self.lora_B[block])
+            for block, part in zip(routing.blocks, parts)
+        ]
+        flat = out.reshape(-1, out.shape[-1])
+        return flat.index_add(0, routing.tokens, torch.cat(deltas).to(flat.dtype)).view_as(out)

@@ -129,6 +129,23 @@ class NeekoModel:
         scale = (table * self.config.scaling).repeat_interleave(self.config.rank, dim=1)
         return Routing(tuple(active), scale[:, None, :].to(device=device, dtype=dtype))
 
+    def owned_routing(self, owners: Sequence[str], lengths: Sequence[int], width: int) -> Routing:
+        """Training routing for a padded batch: row r (`lengths[r]` real tokens of
+        `width`) goes through block `owners[r]` alone. Blocks are listed in cast order
+        and their tokens in row order, so a block's tensors do not depend on what else
+        the batch holds."""
+        device = next(self.model.parameters()).device
+        rows: dict[int, list[torch.Tensor]] = {}
+        for row, (block_id, length) in enumerate(zip(owners, lengths)):
+            start = row * width
+            rows.setdefault(self.block_index(block_id), []).append(
+                torch.arange(start, start + int(length))
+            )
+        blocks = tuple(sorted(rows))
+        owned = [torch.cat(rows[b]) for b in blocks]
+        tokens = torch.cat(owned).to(device)
+        return Routing(blocks, self.config.scaling, tokens, tuple(len(t) for t in owned))
+
     @contextmanager
     def routed(self, routing: Routing | None) -> Iterator[None]:
         previous = self.router.current

@@ -1,9 +1,23 @@
 """Training blocks: pre-tuning (one block per character) and expansion (one new block).
 
-Every optimiser step uses the samples of one character and routes them through that
-character's block alone, so only that block receives gradients. AdamW skips parameters
-whose gradient is None (no momentum, no weight decay), which is what keeps every other
-block bitwise unchanged, even though one optimiser holds them all.
+A forward pass holds the rows of several characters (`batch_size` rows in all), each
+row routed through its own character's block alone (`NeekoModel.owned_routing`), so the
+cast trains at the batch size, and so the speed, of one shared adapter. Each block
+still takes its own optimiser steps on its own samples only:
+
+- its samples are shuffled and cut into updates of `block_batch_size` rows by a random
+  generator of its own (seeded from the seed and its id), so which rows it sees when does
+  not depend on which other characters train beside it;
+- its loss is the mean over its own reply tokens, never over the batch, so its step
+  size does not depend on other characters' token counts;
+- its learning rate decays over its own updates, and AdamW skips a block that has no
+  rows in a step (its gradient is None: no momentum, no weight decay);
+- its LoRA products touch only its own real tokens, and attention runs row by row
+  (`attention.per_row`), so nothing depends on how far other rows pad the batch.
+
+So a block ends bitwise the same whether it trains alone or beside any other blocks
+(tests/test_training.py). With LoRA dropout above 0 the masks come from the global
+random generator, and that one guarantee is lost.
 """
 
 from __future__ import annotations
@@ -17,17 +31,21 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .attention import per_row
 from .cast import Cast
 from .data import Sample
 from .loss import pad_batch, reply_nll
 from .profile import NpcProfile
+
+Example = tuple[list[int], list[int]]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 2.0
     learning_rate: float = 5e-4
-    batch_size: int = 8
+    batch_size: int = 8  # rows per forward pass, of any characters
+    block_batch_size: int = 1  # rows of one character per update of its block (<= batch_size)
     weight_decay: float = 0.01
     max_length: int = 384
     max_context_turns: int = 4
@@ -37,14 +55,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("epochs, batch size and learning rate must be positive")
+        if self.block_batch_size < 1:
+            raise ValueError("block batch size must be positive")
+
+    @property
+    def rows_per_update(self) -> int:
+        return min(self.block_batch_size, self.batch_size)
 
 
 @dataclass(frozen=True)
 class Progress:
     step: int
     total_steps: int
-    block: str
-    loss: float
+    blocks: tuple[str, ...]  # the blocks this step updated
+    loss: float  # the mean of their losses
     eta_seconds: float
 
 
@@ -56,42 +80,57 @@ class TrainReport:
     final_loss: dict[str, float] = field(default_factory=dict)
 
 
-def _batches(
+def _block_updates(
     cast: Cast,
-    samples: Mapping[str, Sequence[Sample]],
+    block_id: str,
+    samples: Sequence[Sample],
     profiles: Mapping[str, NpcProfile],
     config: TrainConfig,
-    rng: random.Random,
     check: Callable[[], None],
-) -> list[tuple[str, list[tuple[list[int], list[int]]]]]:
-    """Single-block batches, length-sorted within small pools to cut padding; each sample
-    is prompted with its own character's profile (a block may serve several characters)."""
-    cast.prompts.max_length = config.max_length
-    batches = []
-    for block_id, rows in samples.items():
-        rows = list(rows)
-        rng.shuffle(rows)
-        if config.max_samples_per_character:
-            rows = rows[: config.max_samples_per_character]
-        encoded = []
-        for s in rows:
-            check()  # preparing thousands of records takes a while: it can be stopped too
-            context = s.context[-config.max_context_turns :] if config.max_context_turns else ()
-            encoded.append(cast.prompts.example(profiles[s.character], context, s.reply))
-        epochs_whole = math.ceil(config.epochs)
-        stream = []
-        for _ in range(epochs_whole):
-            order = encoded[:]
-            rng.shuffle(order)
-            stream.extend(order)
-        stream = stream[: max(1, round(len(encoded) * config.epochs))]
-        pool = config.batch_size * 8
-        for start in range(0, len(stream), pool):
-            chunk = sorted(stream[start : start + pool], key=lambda e: len(e[0]))
-            for i in range(0, len(chunk), config.batch_size):
-                batches.append((block_id, chunk[i : i + config.batch_size]))
-    rng.shuffle(batches)
-    return batches
+) -> list[list[Example]]:
+    """One block's updates, in order. Within pools of rows, sorted by length: blocks that
+    progress together then meet in a batch with rows of similar length (little padding).
+    Each sample is prompted with its own character's profile (a block may serve several
+    characters)."""
+    rng = random.Random(f"{config.seed}/{block_id}")
+    rows = list(samples)
+    rng.shuffle(rows)
+    if config.max_samples_per_character:
+        rows = rows[: config.max_samples_per_character]
+    encoded = []
+    for s in rows:
+        check()  # preparing thousands of records takes a while: it can be stopped too
+        context = s.context[-config.max_context_turns :] if config.max_context_turns else ()
+        encoded.append(cast.prompts.example(profiles[s.character], context, s.reply))
+    stream: list[Example] = []
+    for _ in range(math.ceil(config.epochs)):
+        order = encoded[:]
+        rng.shuffle(order)
+        stream.extend(order)
+    stream = stream[: max(1, round(len(encoded) * config.epochs))]
+    size, pool = config.rows_per_update, config.batch_size * 8
+    updates = []
+    for start in range(0, len(stream), pool):
+        chunk = sorted(stream[start : start + pool], key=lambda e: len(e[0]))
+        updates.extend(chunk[i : i + size] for i in range(0, len(chunk), size))
+    return updates
+
+
+def _plan(updates: Mapping[str, list[list[Example]]], per_step: int) -> list[list[str]]:
+    """Which blocks update at each step: the least advanced ones (by share of their own
+    updates done), at most `per_step`, so every block runs through its data at the same
+    pace and the steps stay full."""
+    done = dict.fromkeys(updates, 0)
+    order = list(updates)
+    steps = []
+    while True:
+        open_ = [b for b in order if done[b] < len(updates[b])]
+        if not open_:
+            return steps
+        chosen = sorted(open_, key=lambda b: done[b] / len(updates[b]))[:per_step]
+        for b in chosen:
+            done[b] += 1
+        steps.append(chosen)
 
 
 def train_blocks(
@@ -105,42 +144,57 @@ def train_blocks(
 ) -> TrainReport:
     """Train the named blocks (keys of `samples`), each on the samples listed under it.
     `check` runs before each record is prepared and may raise to stop before training."""
-    rng = random.Random(config.seed)
     neeko = cast.neeko
-    block_ids = list(samples)
-    batches = _batches(cast, samples, profiles, config, rng, check)
-    neeko.set_trainable(block_ids)
-    params = [p for b in block_ids for p in neeko.block_parameters(b)]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    total = len(batches)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: max(0.0, 1.0 - step / max(1, total))
+    cast.prompts.max_length = config.max_length
+    updates = {
+        b: _block_updates(cast, b, rows, profiles, config, check) for b, rows in samples.items()
+    }
+    plan = _plan(updates, max(1, config.batch_size // config.rows_per_update))
+    neeko.set_trainable(list(updates))
+    optimizer = torch.optim.AdamW(
+        [{"params": neeko.block_parameters(b)} for b in updates],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
     )
+    group = dict(zip(updates, optimizer.param_groups))
+    done = dict.fromkeys(updates, 0)
     device = next(cast.model.parameters()).device
     pad_id = cast.tokenizer.pad_token_id
-    report = TrainReport(samples=sum(len(b) for _, b in batches))
-    routes = {b: neeko.routing([{b: 1.0}]) for b in block_ids}
+    total = len(plan)
+    report = TrainReport(samples=sum(len(u) for us in updates.values() for u in us))
     smoothed: dict[str, float] = {}
     started = time.perf_counter()
     bar = tqdm(total=total, disable=not show_progress, unit="step", desc="training")
     try:
-        for step, (block_id, examples) in enumerate(batches, 1):
+        for step, blocks in enumerate(plan, 1):
+            parts = [updates[b][done[b]] for b in blocks]
+            examples = [e for part in parts for e in part]
+            owners = [b for b, part in zip(blocks, parts) for _ in part]
             ids, mask, labels = pad_batch(examples, pad_id, device)
+            lengths = mask.sum(dim=1).tolist()
+            routing = neeko.owned_routing(owners, lengths, ids.shape[1])
             optimizer.zero_grad(set_to_none=True)
-            with neeko.routed(routes[block_id]):
+            with neeko.routed(routing), per_row(cast.model, lengths):
                 nll, count = reply_nll(cast.model, ids, mask, labels)
-            loss = nll.sum() / count.sum().clamp(min=1)
-            loss.backward()
+            losses, first = [], 0
+            for part in parts:  # each block's own mean: its step size is its own
+                rows = slice(first, first + len(part))
+                losses.append(nll[rows].sum() / count[rows].sum().clamp(min=1))
+                first += len(part)
+            sum(losses).backward()
+            for b in blocks:
+                group[b]["lr"] = config.learning_rate * (1.0 - done[b] / len(updates[b]))
+                done[b] += 1
             optimizer.step()
-            schedule.step()
-            value = loss.detach().item()
-            smoothed[block_id] = 0.9 * smoothed.get(block_id, value) + 0.1 * value
-            elapsed = time.perf_counter() - started
-            eta = elapsed / step * (total - step)
-            bar.set_postfix(loss=f"{value:.3f}", block=block_id)
+            values = [loss.detach().item() for loss in losses]
+            for b, value in zip(blocks, values):
+                smoothed[b] = 0.9 * smoothed.get(b, value) + 0.1 * value
+            value = sum(values) / len(values)
+            eta = (time.perf_counter() - started) / step * (total - step)
+            bar.set_postfix(loss=f"{value:.3f}", blocks=len(blocks))
             bar.update()
             if on_step:
-                on_step(Progress(step, total, block_id, value, eta))
+                on_step(Progress(step, total, tuple(blocks), value, eta))
     finally:
         bar.close()
         neeko.set_trainable([])

@@ -163,6 +163,7 @@ _TRAIN_RANGES = {
     "epochs": (1e-3, 100.0),
     "learning_rate": (1e-7, 0.1),
     "batch_size": (1, 64),
+    "block_batch_size": (1, 64),
     "max_length": (32, 4096),
     "max_context_turns": (0, 64),
 }

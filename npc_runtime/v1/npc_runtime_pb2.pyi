@@ -346,20 +346,22 @@ class DialogueRecord(_message.Message):
     def __init__(self, context: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., reply: _Optional[str] = ...) -> None: ...
 
 class TrainingOptions(_message.Message):
-    __slots__ = ("epochs", "learning_rate", "batch_size", "max_length", "max_context_turns", "seed")
+    __slots__ = ("epochs", "learning_rate", "batch_size", "max_length", "max_context_turns", "seed", "block_batch_size")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTEXT_TURNS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     epochs: float
     learning_rate: float
     batch_size: int
     max_length: int
     max_context_turns: int
     seed: int
-    def __init__(self, epochs: _Optional[float] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., max_length: _Optional[int] = ..., max_context_turns: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    block_batch_size: int
+    def __init__(self, epochs: _Optional[float] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., max_length: _Optional[int] = ..., max_context_turns: _Optional[int] = ..., seed: _Optional[int] = ..., block_batch_size: _Optional[int] = ...) -> None: ...
 
 class ExpandNpcRequest(_message.Message):
     __slots__ = ("profile", "records", "training")

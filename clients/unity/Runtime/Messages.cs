@@ -1083,7 +1083,7 @@ namespace NpcRuntime
         /// </summary>
         public double? LearningRate = null;
         /// <summary>
-        /// 1..64 (default 8).
+        /// Rows per forward pass, of any characters: 1..64 (default 8).
         /// </summary>
         public long? BatchSize = null;
         /// <summary>
@@ -1095,6 +1095,11 @@ namespace NpcRuntime
         /// </summary>
         public long? MaxContextTurns = null;
         public long? Seed = null;
+        /// <summary>
+        /// Rows of the character per update of its block, 1..64 (default 1; at most batch_size
+        /// counts). Smaller: more, smaller steps on the same data.
+        /// </summary>
+        public long? BlockBatchSize = null;
 
         /// <summary>From the bridge's JSON (null: null).</summary>
         public static TrainingOptions FromJson(Dictionary<string, object> obj)
@@ -1107,6 +1112,7 @@ namespace NpcRuntime
             if (obj.ContainsKey("max_length") && obj["max_length"] != null) m.MaxLength = JsonExt.AsLong(obj["max_length"]);
             if (obj.ContainsKey("max_context_turns") && obj["max_context_turns"] != null) m.MaxContextTurns = JsonExt.AsLong(obj["max_context_turns"]);
             if (obj.ContainsKey("seed") && obj["seed"] != null) m.Seed = JsonExt.AsLong(obj["seed"]);
+            if (obj.ContainsKey("block_batch_size") && obj["block_batch_size"] != null) m.BlockBatchSize = JsonExt.AsLong(obj["block_batch_size"]);
             return m;
         }
 
@@ -1120,6 +1126,7 @@ namespace NpcRuntime
             if (MaxLength != null) d["max_length"] = MaxLength.Value;
             if (MaxContextTurns != null) d["max_context_turns"] = MaxContextTurns.Value;
             if (Seed != null) d["seed"] = Seed.Value.ToString(CultureInfo.InvariantCulture);
+            if (BlockBatchSize != null) d["block_batch_size"] = BlockBatchSize.Value;
             return d;
         }
     }

@@ -1,0 +1,144 @@
+"""Pre-tuning a cast vs one shared LoRA: training time, and what the blocks learn.
+
+    python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 6]
+        [--samples 48] [--epochs 1] [--block-batch 1,2,8] [--dev 12]
+
+Trains, from the same base (the embedded model unless --base) and the same samples:
+one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
+batch), then a Neeko cast once per --block-batch value (batches of --batch-size rows of
+several characters, each block updated on its own rows: block batch 8 is one block a
+batch, the old recipe). Prints, per system, the training seconds and their ratio to the
+shared LoRA's (target of issue 14: at most 1.1x), the optimiser steps, held-out
+perplexity of each character's dev replies under its own block (or the shared LoRA),
+and how much worse a wrong character's block does (mean ratio; target 1.3x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from npc_runtime.base_model import load_base, resolve_dtype  # noqa: E402
+from npc_runtime.evaluation.perplexity import mean_perplexity, score_samples  # noqa: E402
+from npc_runtime.neeko import Cast, GateConfig, LoraConfig  # noqa: E402
+from npc_runtime.neeko.data import read_profiles, read_samples  # noqa: E402
+from npc_runtime.neeko.train import TrainConfig, train_blocks  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "shakespeare"))
+    parser.add_argument("--base")
+    parser.add_argument("--characters", type=int, default=6)
+    parser.add_argument("--samples", type=int, default=48, help="training replies a character")
+    parser.add_argument("--dev", type=int, default=12, help="dev replies a character")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--block-batch", default="1,2,8")
+    parser.add_argument("--max-length", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    profiles = read_profiles(args.data)
+    train = read_samples(args.data, "train")
+    chars = [c for c in train if c in profiles][: args.characters]
+    train = {c: train[c][: args.samples] for c in chars}
+    dev_all = read_samples(args.data, "dev")
+    dev = [s for c in chars for s in dev_all.get(c, [])[: args.dev]]
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
+    lora = LoraConfig()
+    print(
+        f"{len(chars)} characters, {args.samples} replies each, {args.epochs:g} epoch(s), "
+        f"batch {args.batch_size}, rank {lora.rank} a block; {len(dev)} dev replies; "
+        f"{torch.get_num_threads()} threads"
+    )
+
+    def fresh(rank: int, blocks: list[str]) -> Cast:
+        base = load_base(args.base, dtype=resolve_dtype("auto", training=True))
+        torch.manual_seed(0)
+        cast = Cast(base, replace(lora, rank=rank), GateConfig())
+        for b in blocks:
+            cast.neeko.add_block(b)
+        return cast
+
+    def score(cast: Cast, routes: dict) -> list:
+        """Each dev reply scored under routes[its character]."""
+        return score_samples(
+            cast,
+            dev,
+            lambda s: profiles[s.character],
+            lambda s: routes[s.character],
+            max_length=args.max_length,
+            show_progress=False,
+        )
+
+    print(
+        f"{'system':<24} {'seconds':>8} {'x shared':>9} {'steps':>6} {'dev ppl':>8} "
+        f"{'wrong/own':>9}",
+        flush=True,
+    )
+    shared = fresh(lora.rank * len(chars), ["shared"])
+    started = time.perf_counter()
+    report = train_blocks(
+        shared,
+        {"shared": [s for c in chars for s in train[c]]},
+        profiles,
+        replace(config, block_batch_size=args.batch_size),
+        show_progress=False,
+    )
+    shared_s = time.perf_counter() - started
+    route = shared.neeko.routing([{"shared": 1.0}])
+    shared_ppl = mean_perplexity(score(shared, dict.fromkeys(chars, route)))
+    _row("shared LoRA", shared_s, shared_s, report.steps, shared_ppl, "-")
+
+    for size in (int(v) for v in args.block_batch.split(",")):
+        cast = fresh(lora.rank, chars)
+        started = time.perf_counter()
+        report = train_blocks(
+            cast,
+            {c: train[c] for c in chars},
+            profiles,
+            replace(config, block_batch_size=size),
+            show_progress=False,
+        )
+        seconds = time.perf_counter() - started
+        own = {c: cast.neeko.routing([{c: 1.0}]) for c in chars}
+        wrong = {c: own[chars[(i + 1) % len(chars)]] for i, c in enumerate(chars)}
+        mine = score(cast, own)
+        other = score(cast, wrong)
+        ratios = [math.exp((o.nll - m.nll) / max(1, m.tokens)) for m, o in zip(mine, other)]
+        ratio = f"{sum(ratios) / len(ratios):.3f}"
+        _row(
+            f"Neeko, block batch {size}",
+            seconds,
+            shared_s,
+            report.steps,
+            mean_perplexity(mine),
+            ratio,
+        )
+
+
+def _row(name: str, seconds: float, shared: float, steps: int, ppl: float, ratio: str) -> None:
+    print(
+        f"{name:<24} {seconds:8.1f} {seconds / shared:8.2f}x {steps:6d} {ppl:8.2f} {ratio:>9}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
