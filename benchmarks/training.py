@@ -1,7 +1,7 @@
 """Pre-tuning a cast vs one shared LoRA: training time, and what the blocks learn.
 
-    python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 6]
-        [--samples 48] [--epochs 1] [--block-batch 1,2,8] [--dev 12]
+    python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
+        [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--dev 12]
 
 Trains, from the same base (the embedded model unless --base) and the same samples:
 one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
@@ -40,8 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "shakespeare"))
     parser.add_argument("--base")
-    parser.add_argument("--characters", type=int, default=6)
-    parser.add_argument("--samples", type=int, default=48, help="training replies a character")
+    parser.add_argument("--characters", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=24, help="training replies a character")
     parser.add_argument("--dev", type=int, default=12, help="dev replies a character")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
