@@ -12,12 +12,18 @@ def _f(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _share(share: dict) -> str:
+    return f"{_f(share['accuracy'])} [{_f(share['low'])}, {_f(share['high'])}]"
+
+
 def markdown(results: dict) -> str:
     ppl = results["perplexity_old"]
     chars = [c for c in ppl["neeko"] if c != "mean"]
     gen = results["generated_attribution"]
     inc = results["incremental"]
     attr = results["attribution_by_perplexity"]
+    ceiling = gen["classifier_on_real_test_replies"]
+    long_key = next(k for k in ceiling if k.startswith("at_least_"))
     lines = [
         f"Held-out character for the incremental part: **{results['holdout']}**; the "
         f"comparison below covers the other {len(chars)} characters.",
@@ -36,15 +42,17 @@ def markdown(results: dict) -> str:
         "",
         "| metric | " + " | ".join(SYSTEMS.values()) + " |",
         "|---|" + "---|" * len(SYSTEMS),
-        "| generated replies classified as the intended character | "
-        + " | ".join(_f(gen[s]) for s in SYSTEMS)
+        "| generated replies attributed to the intended character (95% CI) | "
+        + " | ".join(_share(gen[s]) for s in SYSTEMS)
         + " |",
         "",
         f"- Attribution by perplexity (own block lowest among {len(chars)} blocks): "
         f"**{_f(attr['accuracy'])}** over {attr['replies']} replies (chance {_f(attr['chance'])}).",
-        f"- The style classifier itself on real held-out replies: "
-        f"{_f(gen['classifier_on_real_test_replies'])} ({gen['replies_per_system']} generated "
-        "replies per system).",
+        f"- The judge of generated replies ({gen['replies_per_system']} per system) is a style "
+        "classifier (character n-grams, words and role embeddings) trained on real train and "
+        f"dev replies. Its ceiling, on real held-out replies: {_share(ceiling['all'])} of all, "
+        f"{_share(ceiling[long_key])} of those of {long_key.split('_')[2]} words or more "
+        f"(chance {_f(ceiling['chance'])}).",
         "",
         f"### Adding {inc['character']} (incremental)",
         "",
@@ -93,16 +101,45 @@ def chart(results: dict, path: Path) -> None:
     ppl = results["perplexity_old"]
     gen = results["generated_attribution"]
     names = list(SYSTEMS.values())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = plt.figure(figsize=(12, 8))
+    axes = [fig.add_subplot(2, 2, 1), fig.add_subplot(2, 2, 2)]
     axes[0].bar(names, [ppl[s]["mean"] for s in SYSTEMS], color="#4a78b5")
     axes[0].set_title("held-out perplexity (lower is better)")
-    axes[1].bar(names, [gen[s] for s in SYSTEMS], color="#d08a2c")
+    shares = [gen[s] for s in SYSTEMS]
+    errors = [
+        [g["accuracy"] - g["low"] for g in shares],
+        [g["high"] - g["accuracy"] for g in shares],
+    ]
+    axes[1].bar(names, [g["accuracy"] for g in shares], yerr=errors, color="#d08a2c")
+    ceiling = gen["classifier_on_real_test_replies"]["all"]["accuracy"]
+    axes[1].axhline(ceiling, color="grey", linestyle="--", label="judge on real replies")
+    axes[1].legend(loc="upper right")
     axes[1].set_ylim(0, 1)
     axes[1].set_title("generated replies attributed to the intended character")
+    _per_character(fig.add_subplot(2, 1, 2), results)
     fig.suptitle(f"{Path(results['config']['data']).name}: {len(ppl['neeko']) - 1} characters")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _per_character(ax, results: dict) -> None:
+    """Each character's held-out perplexity: own block, a wrong block, the shared LoRA."""
+    table = results["all_characters"]["perplexity"]
+    shared = results["perplexity_old"]["shared"]
+    chars = [c for c in table["own_block"] if c != "mean"]
+    bars = {
+        "Neeko, own block": table["own_block"],
+        "Neeko, a wrong block": table["wrong_block"],
+        "shared LoRA": shared,
+    }
+    width = 0.8 / len(bars)
+    for i, (label, row) in enumerate(bars.items()):
+        xs = [j + (i - 1) * width for j, c in enumerate(chars) if c in row]
+        ax.bar(xs, [row[c] for c in chars if c in row], width, label=label)
+    ax.set_xticks(range(len(chars)), chars, rotation=30, ha="right")
+    ax.set_title("held-out perplexity per character (the held-out one: expansion)")
+    ax.legend(ncol=3, loc="lower center", fontsize="small")
 
 
 def write_json(results: dict, out: Path) -> Path:

@@ -72,6 +72,7 @@ class Evaluation:
         self.old = [c for c in self.chars if c != self.holdout]
         rng = random.Random(config.seed)
         test = read_samples(config.data, "test")
+        self.real_test = {c: list(test.get(c, [])) for c in self.old}
         self.test: dict[str, list[Sample]] = {}
         for c in self.chars:
             rows = list(test.get(c, []))
@@ -214,10 +215,10 @@ class Evaluation:
 
     def _generated(self, neeko: Cast, shared: Cast, retriever: ReplyRetriever) -> dict:
         """Replies generated for held-out scenes, attributed by the style classifier."""
-        classifier = StyleClassifier(neeko.encoder, {c: self._capped(c) for c in self.old})
-        real = [s for c in self.old for s in self.test[c]]
-        out = {
-            "classifier_on_real_test_replies": classifier.share_correct(
+        judge = self._judge(neeko)
+        real = [s for c in self.old for s in self.real_test[c]]
+        out: dict = {
+            "classifier_on_real_test_replies": judge.ceiling(
                 [s.reply for s in real], [s.character for s in real]
             )
         }
@@ -241,11 +242,19 @@ class Evaluation:
                     voice = Voice(profile, blend(s))
                     result = local.generate(s.character, context, greedy, voice=voice)
                     texts.append(result.text.strip())
-            out[name] = classifier.share_correct(texts, [s.character for s in scenes])
+            out[name] = judge.score(texts, [s.character for s in scenes]).as_dict()
             samples_out[name] = texts[:: max(1, self.config.generate_per_character)][:5]
         out["examples"] = samples_out
         out["replies_per_system"] = len(scenes)
         return out
+
+    def _judge(self, neeko: Cast) -> StyleClassifier:
+        """The judge learns from every real train (and dev, if any) reply: more than any
+        system saw, never a test reply."""
+        has_dev = (Path(self.config.data) / "dev.jsonl").exists()
+        dev = read_samples(self.config.data, "dev") if has_dev else {}
+        replies = {c: [s.reply for s in [*self.train[c], *dev.get(c, [])]] for c in self.old}
+        return StyleClassifier(neeko.encoder, replies, seed=self.config.seed)
 
     def _incremental_neeko(self, neeko: Cast) -> None:
         x = self.holdout
