@@ -1,16 +1,20 @@
 """Pre-tuning a cast vs one shared LoRA: training time, and what the blocks learn.
 
     python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
-        [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--dev 12]
+        [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--house off,on] [--dev 12]
+        [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj]
 
 Trains, from the same base (the embedded model unless --base) and the same samples:
 one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
 batch), then a Neeko cast once per --block-batch value (batches of --batch-size rows of
 several characters, each block updated on its own rows: block batch 8 is one block a
-batch, the old recipe). Prints, per system, the training seconds and their ratio to the
-shared LoRA's (target of issue 14: at most 1.1x), the optimiser steps, held-out
-perplexity of each character's dev replies under its own block (or the shared LoRA),
-and how much worse a wrong character's block does (mean ratio; target 1.3x).
+batch, the old recipe), with and without a house block (--house: trained first on every
+character's samples as the shared LoRA is, then frozen while the blocks train through
+it; its rank is one block's, so that cast has one block's rank more in all). Prints, per
+system, the training seconds and their ratio to the shared LoRA's (target of issue 14:
+at most 1.1x), the optimiser steps, held-out perplexity of each character's dev replies
+under its own block (or the shared LoRA), and how much worse a wrong character's block
+does (mean ratio; target 1.3x).
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ import torch  # noqa: E402
 from npc_runtime.base_model import load_base, resolve_dtype  # noqa: E402
 from npc_runtime.evaluation.perplexity import mean_perplexity, score_samples  # noqa: E402
 from npc_runtime.neeko import Cast, GateConfig, LoraConfig  # noqa: E402
+from npc_runtime.neeko.cast import HOUSE  # noqa: E402
+from npc_runtime.neeko.config import DEFAULT_TARGETS  # noqa: E402
 from npc_runtime.neeko.data import read_profiles, read_samples  # noqa: E402
 from npc_runtime.neeko.train import TrainConfig, train_blocks  # noqa: E402
+from npc_runtime.neeko.tuning import train_house  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +53,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--block-batch", default="1,2,8")
+    parser.add_argument("--house", default="off,on", help="off, on, or both (off,on)")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--rank", type=int, default=LoraConfig().rank, help="rank a block")
+    parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="LoRA target modules")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -61,10 +71,11 @@ def main() -> None:
         batch_size=args.batch_size,
         max_length=args.max_length,
     )
-    lora = LoraConfig()
+    lora = LoraConfig(rank=args.rank, target_modules=tuple(args.targets.split(",")))
     print(
         f"{len(chars)} characters, {args.samples} replies each, {args.epochs:g} epoch(s), "
-        f"batch {args.batch_size}, rank {lora.rank} a block; {len(dev)} dev replies; "
+        f"batch {args.batch_size}, rank {lora.rank} a block on {args.targets}; "
+        f"{len(dev)} dev replies; "
         f"{torch.get_num_threads()} threads"
     )
 
@@ -88,7 +99,7 @@ def main() -> None:
         )
 
     print(
-        f"{'system':<24} {'seconds':>8} {'x shared':>9} {'steps':>6} {'dev ppl':>8} "
+        f"{'system':<31} {'seconds':>8} {'x shared':>9} {'steps':>6} {'dev ppl':>8} "
         f"{'wrong/own':>9}",
         flush=True,
     )
@@ -106,31 +117,39 @@ def main() -> None:
     shared_ppl = mean_perplexity(score(shared, dict.fromkeys(chars, route)))
     _row("shared LoRA", shared_s, shared_s, report.steps, shared_ppl, "-")
 
+    houses = [{"off": False, "on": True}[v.strip()] for v in args.house.split(",")]
     for size in (int(v) for v in args.block_batch.split(",")):
-        cast = fresh(lora.rank, chars)
-        started = time.perf_counter()
-        report = train_blocks(
-            cast,
-            {c: train[c] for c in chars},
-            profiles,
-            replace(config, block_batch_size=size),
-            show_progress=False,
-        )
-        seconds = time.perf_counter() - started
-        own = {c: cast.neeko.routing([{c: 1.0}]) for c in chars}
-        wrong = {c: own[chars[(i + 1) % len(chars)]] for i, c in enumerate(chars)}
-        mine = score(cast, own)
-        other = score(cast, wrong)
-        ratios = [math.exp((o.nll - m.nll) / max(1, m.tokens)) for m, o in zip(mine, other)]
-        ratio = f"{sum(ratios) / len(ratios):.3f}"
-        _row(
-            f"Neeko, block batch {size}",
-            seconds,
-            shared_s,
-            report.steps,
-            mean_perplexity(mine),
-            ratio,
-        )
+        for house in houses:
+            cast = fresh(lora.rank, [])
+            started = time.perf_counter()
+            steps = 0
+            if house:
+                steps += train_house(cast, train, profiles, config, show_progress=False).steps
+            for c in chars:
+                cast.neeko.add_block(c)
+            steps += train_blocks(
+                cast,
+                {c: train[c] for c in chars},
+                profiles,
+                replace(config, block_batch_size=size),
+                show_progress=False,
+            ).steps
+            seconds = time.perf_counter() - started
+            extra = {HOUSE: 1.0} if house else {}
+            own = {c: cast.neeko.routing([{c: 1.0, **extra}]) for c in chars}
+            wrong = {c: own[chars[(i + 1) % len(chars)]] for i, c in enumerate(chars)}
+            mine = score(cast, own)
+            other = score(cast, wrong)
+            ratios = [math.exp((o.nll - m.nll) / max(1, m.tokens)) for m, o in zip(mine, other)]
+            ratio = f"{sum(ratios) / len(ratios):.3f}"
+            _row(
+                f"Neeko{', house' if house else ''}, block batch {size}",
+                seconds,
+                shared_s,
+                steps,
+                mean_perplexity(mine),
+                ratio,
+            )
 
 
 def _row(name: str, seconds: float, shared: float, steps: int, ppl: float, ratio: str) -> None:

@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         help="module names (default: the attention projections, apart or fused)",
     )
     p.add_argument("--characters", help="comma-separated subset of characters")
+    p.add_argument(
+        "--house",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a house block every NPC speaks through beside its own, trained first on all "
+        "characters (default: off)",
+    )
     p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     _dtype_arg(p)
@@ -149,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-test", type=int, default=20, help="held-out replies per character")
     p.add_argument("--attribution", type=int, default=8, help="replies per character")
     p.add_argument("--generate", type=int, default=4, help="generated replies per character")
+    p.add_argument(
+        "--house",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also a cast with a house block, as a system of its own (default: on)",
+    )
     _dtype_arg(p)
     _train_args(p)
 
@@ -349,10 +362,12 @@ def cmd_train(args) -> int:
         device=args.device,
         dtype=args.dtype,
         characters=chars,
+        house=args.house,
     )
     cast.save(args.out)
+    house = " and a house block" if cast.house else ""
     print(
-        f"trained {len(cast.blocks)} blocks on {report.samples} examples "
+        f"trained {len(cast.blocks)} blocks{house} on {report.samples} examples "
         f"in {report.steps} steps, {report.seconds:.0f} s; cast saved to {args.out}"
     )
     return 0
@@ -476,6 +491,7 @@ def cmd_eval(args) -> int:
         max_test_per_character=args.max_test,
         attribution_per_character=args.attribution,
         generate_per_character=args.generate,
+        house=args.house,
         seed=args.seed,
     )
     evaluation = Evaluation(config, checkpoint=lambda r: write_json(r, config.out))

@@ -47,6 +47,19 @@ def test_train_list_show(cli_cast, capsys):
     assert shown["name"] == "Pip"
 
 
+def test_train_with_a_house(tmp_path, tiny_base, village_data, capsys):
+    out = tmp_path / "cast"
+    train = ["train", "--data", str(village_data), "--base", str(tiny_base), *FAST]
+    assert main([*train, "--out", str(out), "--characters", "pip,zef", "--house"]) == 0
+    assert "2 blocks and a house block" in capsys.readouterr().out
+    assert json.loads((out / "cast.json").read_text())["house"]["file"].startswith("blocks/_house-")
+    rows = _json(capsys, ["npc", "list", str(out), "--json"])
+    assert [r["blend"] for r in rows] == [{"pip": 1.0, "_house": 1.0}, {"zef": 1.0, "_house": 1.0}]
+    added = _json(capsys, ["npc", "add", str(out), "--profile", f"{ASSETS}/bard.toml", "--json"])
+    assert added["blend"]["_house"] == 1.0 and set(added["blend"]) == {"pip", "zef", "_house"}
+    assert main(["say", str(out), "--npc", "lyra", "Hello?", "--greedy", "--max-tokens", "4"]) == 0
+
+
 def test_fusion_expansion_export_remove(cli_cast, capsys, tmp_path, village_data):
     added = _json(
         capsys, ["npc", "add", str(cli_cast), "--profile", f"{ASSETS}/bard.toml", "--json"]

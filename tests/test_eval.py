@@ -44,7 +44,8 @@ def test_eval_smoke(tiny_base, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert {p.name for p in out.iterdir()} == {"results.json", "report.md", "chart.png"}
     old = results["perplexity_old"]
-    assert set(old) == {"icl", "rag", "shared", "neeko"}
+    assert set(old) == {"icl", "rag", "shared", "neeko", "house"}
+    assert set(results["house_wrong_block"]) == set(old["house"])
     assert len(old["neeko"]) == 13 + 1  # every non-held-out character and the mean
     assert all(v > 1 for row in old.values() for v in row.values())
     inc = results["incremental"]
@@ -55,6 +56,7 @@ def test_eval_smoke(tiny_base, tmp_path, capsys):
     gen = results["generated_attribution"]
     assert 0 <= gen["neeko"]["low"] <= gen["neeko"]["accuracy"] <= gen["neeko"]["high"] <= 1
     assert gen["classifier_on_real_test_replies"]["all"]["replies"] > 13 * 2  # the whole test set
+    assert 0 <= gen["house"]["accuracy"] <= 1 and results["seconds"]["house_train"] > 0
     table = results["all_characters"]["perplexity"]
     assert set(table) == {"own_block", "wrong_block", "no_lora_profile_prompt"}
     assert len(table["own_block"]) == 14 + 1

@@ -2,9 +2,11 @@
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from npc_runtime import load_cast
+from npc_runtime.neeko.cast import HOUSE
 from npc_runtime.neeko.data import read_profiles, read_samples
 from npc_runtime.neeko.prompt import Turn
 from npc_runtime.neeko.train import TrainConfig, train_blocks
@@ -54,13 +56,21 @@ def test_each_step_changes_only_its_own_block(new_cast, village_data):
     assert sorted(b for blocks in seen for b in blocks) == sorted(chars * 4)
 
 
-def test_a_block_trains_bitwise_the_same_alone_or_beside_others(new_cast, village_data):
+@pytest.mark.parametrize("house", [False, True], ids=["plain", "house"])
+def test_a_block_trains_bitwise_the_same_alone_or_beside_others(new_cast, village_data, house):
     """Rows of several characters share each forward pass, yet a block's update depends
     on its own samples only: each of its gradients, and so its tensors, are bitwise equal
     whichever blocks train beside it (other lengths in the batch, other positions, other
     token counts). Gradients are compared, not only weights: AdamW's rounding could hide
-    a difference in the last bits of a gradient."""
+    a difference in the last bits of a gradient. With a house block (frozen, every row
+    through it) the same holds, and the house does not move."""
     cast = new_cast(target_modules=("q_proj", "v_proj", "o_proj", "up_proj", "down_proj"))
+    if house:
+        cast.add_house()
+        with torch.no_grad():  # a house that does something
+            for layer in cast.neeko.layers.values():
+                layer.lora_B[0].normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+        house_start = {k: v.clone() for k, v in cast.neeko.block_state(HOUSE).items()}
     samples, profiles = read_samples(village_data), read_profiles(village_data)
     chars = ["brann", "marla", "zef", "pip"]
     for c in chars:
@@ -85,6 +95,34 @@ def test_a_block_trains_bitwise_the_same_alone_or_beside_others(new_cast, villag
             assert all(torch.equal(x, y) for x, y in zip(a, b)), f"gradient {step} differs"
     # and the mixed runs really shared their passes: 48 updates in 16 steps of 3 blocks
     assert results[2][2] == [3] * 16
+    if house:
+        now = cast.neeko.block_state(HOUSE)
+        assert all(torch.equal(now[k], house_start[k]) for k in now)
+
+
+def test_blocks_train_through_the_house(new_cast, village_data):
+    """A character block of a house cast learns beside the house, as its NPC speaks: its
+    gradients differ from those of the same block in a cast without one."""
+    samples, profiles = read_samples(village_data), read_profiles(village_data)
+    config = TrainConfig(epochs=1, batch_size=2, max_samples_per_character=4)
+    grads = []
+    for house in (False, True):
+        torch.manual_seed(0)
+        cast = new_cast()
+        if house:
+            cast.add_house()
+            with torch.no_grad():
+                for layer in cast.neeko.layers.values():
+                    layer.lora_B[0].normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(0)
+        cast.add_block_npc(profiles["brann"], torch.ones(384).numpy() / 384**0.5)
+        grads.append(
+            _train_watching(cast, {"brann": samples["brann"]}, profiles, config, "brann")[0]
+        )
+    assert len(grads[0]) == len(grads[1]) == 4
+    pairs = [(x, y) for a, b in zip(*grads) for x, y in zip(a, b)]
+    assert all(x.shape == y.shape for x, y in pairs)
+    assert not any(torch.equal(x, y) for x, y in pairs if x.abs().sum() > 0)
 
 
 def _train_watching(cast, samples, profiles, config, block):

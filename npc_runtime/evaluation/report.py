@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SYSTEMS = {"icl": "ICL", "rag": "RAG", "shared": "shared LoRA", "neeko": "Neeko"}
+ALL_SYSTEMS = {
+    "icl": "ICL",
+    "rag": "RAG",
+    "shared": "shared LoRA",
+    "neeko": "Neeko",
+    "house": "Neeko + house",
+}
+
+
+def _systems(results: dict) -> dict[str, str]:
+    """The systems this run has (the house cast is optional)."""
+    return {k: v for k, v in ALL_SYSTEMS.items() if k in results["perplexity_old"]}
 
 
 def _f(value: float, digits: int = 2) -> str:
@@ -18,6 +29,7 @@ def _share(share: dict) -> str:
 
 def markdown(results: dict) -> str:
     ppl = results["perplexity_old"]
+    systems = _systems(results)
     chars = [c for c in ppl["neeko"] if c != "mean"]
     gen = results["generated_attribution"]
     inc = results["incremental"]
@@ -30,20 +42,20 @@ def markdown(results: dict) -> str:
         "",
         "### Held-out perplexity (lower is better)",
         "",
-        "| character | " + " | ".join(SYSTEMS.values()) + " |",
-        "|---|" + "---|" * len(SYSTEMS),
+        "| character | " + " | ".join(systems.values()) + " |",
+        "|---|" + "---|" * len(systems),
     ]
     for c in ["mean", *chars]:
         label = "**mean**" if c == "mean" else c
-        lines.append(f"| {label} | " + " | ".join(_f(ppl[s][c]) for s in SYSTEMS) + " |")
+        lines.append(f"| {label} | " + " | ".join(_f(ppl[s][c]) for s in systems) + " |")
     lines += [
         "",
         "### Character consistency",
         "",
-        "| metric | " + " | ".join(SYSTEMS.values()) + " |",
-        "|---|" + "---|" * len(SYSTEMS),
+        "| metric | " + " | ".join(systems.values()) + " |",
+        "|---|" + "---|" * len(systems),
         "| generated replies attributed to the intended character (95% CI) | "
-        + " | ".join(_share(gen[s]) for s in SYSTEMS)
+        + " | ".join(_share(gen[s]) for s in systems)
         + " |",
         "",
         f"- Attribution by perplexity (own block lowest among {len(chars)} blocks): "
@@ -81,6 +93,15 @@ def markdown(results: dict) -> str:
         label = "**mean**" if c == "mean" else c
         row = [table[s][c] for s in ("own_block", "no_lora_profile_prompt", "wrong_block")]
         lines.append(f"| {label} | " + " | ".join(_f(v) for v in row) + " |")
+    if "house" in ppl:
+        own, wrong = ppl["house"]["mean"], results["house_wrong_block"]["mean"]
+        plain = table["wrong_block"]["mean"] / table["own_block"]["mean"]
+        lines += [
+            "",
+            f"With a house block, a wrong character's block (and the house) gives {_f(wrong)} "
+            f"against the own block's {_f(own)}: {_f(wrong / own, 3)}x (without a house: "
+            f"{_f(plain, 3)}x; ratios of mean perplexities; issue 14's target: 1.3x).",
+        ]
     secs = results["seconds"]
     lines += ["", "Wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in secs.items())]
     if secs.get("shared_train") and "neeko_train" in secs:
@@ -89,6 +110,9 @@ def markdown(results: dict) -> str:
             f"Pre-tuning the cast took {ratio:.2f}x the time of training the shared LoRA "
             "on the same samples (issue 14's target: at most 1.1x)."
         )
+    if secs.get("shared_train") and "house_train" in secs:
+        ratio = secs["house_train"] / secs["shared_train"]
+        lines.append(f"The cast with a house block (house first, then blocks) took {ratio:.2f}x.")
     return "\n".join(lines) + "\n"
 
 
@@ -100,12 +124,13 @@ def chart(results: dict, path: Path) -> None:
 
     ppl = results["perplexity_old"]
     gen = results["generated_attribution"]
-    names = list(SYSTEMS.values())
+    systems = _systems(results)
+    names = list(systems.values())
     fig = plt.figure(figsize=(12, 8))
     axes = [fig.add_subplot(2, 2, 1), fig.add_subplot(2, 2, 2)]
-    axes[0].bar(names, [ppl[s]["mean"] for s in SYSTEMS], color="#4a78b5")
+    axes[0].bar(names, [ppl[s]["mean"] for s in systems], color="#4a78b5")
     axes[0].set_title("held-out perplexity (lower is better)")
-    shares = [gen[s] for s in SYSTEMS]
+    shares = [gen[s] for s in systems]
     errors = [
         [g["accuracy"] - g["low"] for g in shares],
         [g["high"] - g["accuracy"] for g in shares],
@@ -124,7 +149,8 @@ def chart(results: dict, path: Path) -> None:
 
 
 def _per_character(ax, results: dict) -> None:
-    """Each character's held-out perplexity: own block, a wrong block, the shared LoRA."""
+    """Each character's held-out perplexity: own block, a wrong block, the shared LoRA
+    (and the own block of the house cast)."""
     table = results["all_characters"]["perplexity"]
     shared = results["perplexity_old"]["shared"]
     chars = [c for c in table["own_block"] if c != "mean"]
@@ -133,13 +159,15 @@ def _per_character(ax, results: dict) -> None:
         "Neeko, a wrong block": table["wrong_block"],
         "shared LoRA": shared,
     }
+    if "house" in results["perplexity_old"]:
+        bars["Neeko + house, own block"] = results["perplexity_old"]["house"]
     width = 0.8 / len(bars)
     for i, (label, row) in enumerate(bars.items()):
-        xs = [j + (i - 1) * width for j, c in enumerate(chars) if c in row]
+        xs = [j + (i - (len(bars) - 1) / 2) * width for j, c in enumerate(chars) if c in row]
         ax.bar(xs, [row[c] for c in chars if c in row], width, label=label)
     ax.set_xticks(range(len(chars)), chars, rotation=30, ha="right")
     ax.set_title("held-out perplexity per character (the held-out one: expansion)")
-    ax.legend(ncol=3, loc="lower center", fontsize="small")
+    ax.legend(ncol=len(bars), loc="lower center", fontsize="small")
 
 
 def write_json(results: dict, out: Path) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..base_model import load_base, resolve_dtype
 from ..engine import Voice
-from ..neeko.cast import Cast
+from ..neeko.cast import HOUSE, Cast
 from ..neeko.config import GateConfig, LoraConfig
 from ..neeko.data import Sample, read_profiles, read_samples
 from ..neeko.layer import Routing
@@ -49,6 +49,7 @@ class EvalConfig:
     attribution_per_character: int = 8
     generate_per_character: int = 4
     generate_tokens: int = 40
+    house: bool = True  # also a cast with a house block, as a system of its own
     seed: int = 0
 
 
@@ -156,6 +157,7 @@ class Evaluation:
         self._incremental_neeko(neeko)
         self._issue2_table(neeko)
         self.checkpoint(self.results)  # the Neeko half is complete: keep it if the rest fails
+        house = self._house(old_samples) if cfg.house else None
         shared = self._shared_cast(len(self.old))
         shared_route = shared.neeko.routing([{SHARED: 1.0}])
         self._timed(
@@ -172,8 +174,38 @@ class Evaluation:
             self._score(shared, old_samples, lambda s: shared_route, "shared LoRA"), old_samples
         )
         self._incremental_shared(shared, shared_route)
-        self.results["generated_attribution"] = self._generated(neeko, shared, retriever)
+        self.results["generated_attribution"] = self._generated(neeko, shared, house, retriever)
         return self.results
+
+    def _house(self, old_samples: list[Sample]) -> Cast:
+        """The same cast with a house block: held-out perplexity and own vs wrong block."""
+        cfg = self.config
+        house, report = pretune(
+            cfg.data,
+            base=cfg.base,
+            train=cfg.train,
+            characters=self.old,
+            show_progress=self.show,
+            house=True,
+        )
+        self.results["seconds"]["house_train"] = round(report.seconds, 3)
+        own = {c: house.routing([c]) for c in self.old}
+        wrong = {
+            c: house.routing([self.old[(i + 1) % len(self.old)]]) for i, c in enumerate(self.old)
+        }
+        table = {
+            name: self._per_char(
+                self._score(
+                    house, old_samples, lambda s, r=route: r[s.character], f"house: {name}"
+                ),
+                old_samples,
+            )
+            for name, route in (("own_block", own), ("wrong_block", wrong))
+        }
+        self.results["perplexity_old"]["house"] = table["own_block"]
+        self.results["house_wrong_block"] = table["wrong_block"]
+        self.checkpoint(self.results)
+        return house
 
     @property
     def _shared_train(self) -> TrainConfig:
@@ -213,7 +245,9 @@ class Evaluation:
             "chance": 1 / len(self.old),
         }
 
-    def _generated(self, neeko: Cast, shared: Cast, retriever: ReplyRetriever) -> dict:
+    def _generated(
+        self, neeko: Cast, shared: Cast, house: Cast | None, retriever: ReplyRetriever
+    ) -> dict:
         """Replies generated for held-out scenes, attributed by the style classifier."""
         judge = self._judge(neeko)
         real = [s for c in self.old for s in self.real_test[c]]
@@ -231,6 +265,8 @@ class Evaluation:
             "shared": (shared, lambda s: {SHARED: 1.0}, None),
             "neeko": (neeko, lambda s: neeko.npc(s.character).blend, None),
         }
+        if house is not None:
+            systems["house"] = (house, lambda s: house.npc(s.character).blend, None)
         samples_out = {}
         for name, (cast, blend, profiles) in systems.items():
             texts = []
@@ -275,7 +311,7 @@ class Evaluation:
         res["fusion"] = mean_perplexity(
             self._score(neeko, x_samples, lambda s: fused_route, "X: fusion")
         )
-        nearest = max(fused.blend, key=fused.blend.get)
+        nearest = max((b for b in fused.blend if b != HOUSE), key=fused.blend.get)
         near_route = neeko.routing([nearest])
         res["nearest_block"] = {
             "block": nearest,

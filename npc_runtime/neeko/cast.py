@@ -21,6 +21,9 @@ from .prompt import PromptEncoder
 
 KIND_BLOCK = "block"
 KIND_FUSED = "fused"
+# The house block's id: not a valid NPC id (those start with a letter or digit), so no
+# NPC or character block can ever take it.
+HOUSE = "_house"
 
 
 class CastError(RuntimeError):
@@ -68,7 +71,8 @@ class Cast:
         self.storage_dtype = storage_dtype
         self.path = path
         self.fingerprint = base.fingerprint
-        self.blocks: dict[str, Block] = {}
+        self.blocks: dict[str, Block] = {}  # the characters' blocks, which the gate blends
+        self.house: Block | None = None  # the block every NPC speaks through, if any
         self.npcs: dict[str, Npc] = {}
         self.prompts = PromptEncoder(base.tokenizer)
 
@@ -113,8 +117,30 @@ class Cast:
         return self.encoder.encode([profile.role_text()])[0]
 
     def blend_for(self, query: np.ndarray) -> dict[str, float]:
+        """A fused NPC's blend: the gate's blend of character blocks, and the house."""
         roles = {b.id: b.role_embedding for b in self.blocks.values()}
-        return gate_blend(query, roles, self.gate)
+        return self._with_house(gate_blend(query, roles, self.gate))
+
+    def block_blend(self, block_id: str) -> dict[str, float]:
+        """A block NPC's blend: its own block, and the house."""
+        return self._with_house({block_id: 1.0})
+
+    def _with_house(self, blend: dict[str, float]) -> dict[str, float]:
+        return {**blend, HOUSE: 1.0} if self.house is not None else blend
+
+    def add_house(self) -> Block:
+        """Give a new cast its house block: a shared block that every NPC activates at
+        weight 1 beside its own blend, trained on every character before their blocks
+        (the domain: the world's idiom, the chat format), then frozen, so that character
+        blocks learn only what sets each character apart. Only before the first NPC: an
+        NPC's voice never changes under it."""
+        if self.house is not None:
+            raise CastError("this cast has a house block already")
+        if self.npcs or self.blocks:
+            raise CastError("a house block is added to a new cast, before any NPC")
+        self.neeko.add_block(HOUSE)
+        self.house = Block(HOUSE, np.zeros(0, dtype=np.float32))
+        return self.house
 
     # -- changing the cast ------------------------------------------------------
     def _check_new_id(self, profile: NpcProfile) -> None:
@@ -140,7 +166,8 @@ class Cast:
         emb = self.embed_profile(profile) if role_embedding is None else role_embedding
         self.neeko.add_block(profile.id)
         self.blocks[profile.id] = Block(profile.id, np.asarray(emb, dtype=np.float32))
-        npc = Npc(profile, KIND_BLOCK, {profile.id: 1.0}, self.blocks[profile.id].role_embedding)
+        role = self.blocks[profile.id].role_embedding
+        npc = Npc(profile, KIND_BLOCK, self.block_blend(profile.id), role)
         self.npcs[profile.id] = npc
         return npc
 

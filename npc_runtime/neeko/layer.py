@@ -34,13 +34,16 @@ class Routing:
     indices into the flattened (rows * width) positions, block after block, `sizes` how
     many each block owns. Its products are computed on those tokens alone, so its
     gradients come from the same tensors, of the same shapes, whatever other characters'
-    rows share the batch and however far they pad it.
+    rows share the batch and however far they pad it. `house`, if set, is a frozen
+    block that every token passes through beside its own (the cast's house block), the
+    way every NPC of such a cast speaks.
     """
 
     blocks: tuple[int, ...]
     row_scale: torch.Tensor | float
     tokens: torch.Tensor | None = None
     sizes: tuple[int, ...] = ()
+    house: int | None = None
 
 
 class Router(threading.local):
@@ -135,9 +138,10 @@ class DynamicLoraLinear(nn.Module):
         if self.dropout:
             owned = F.dropout(owned, self.dropout, training=True)
         parts = owned.split(routing.sizes)
-        deltas = [
-            F.linear(F.linear(part, self.lora_A[block]) * routing.row_scale, self.lora_B[block])
-            for block, part in zip(routing.blocks, parts)
-        ]
+        deltas = []
+        for block, part in zip(routing.blocks, parts):
+            pair = (block,) if routing.house is None else tuple(sorted((block, routing.house)))
+            a, b = self._weights(pair)  # the same packing as a blend of the two speaks through
+            deltas.append(F.linear(F.linear(part, a) * routing.row_scale, b))
         flat = out.reshape(-1, out.shape[-1])
         return flat.index_add(0, routing.tokens, torch.cat(deltas).to(flat.dtype)).view_as(out)

@@ -129,11 +129,17 @@ class NeekoModel:
         scale = (table * self.config.scaling).repeat_interleave(self.config.rank, dim=1)
         return Routing(tuple(active), scale[:, None, :].to(device=device, dtype=dtype))
 
-    def owned_routing(self, owners: Sequence[str], lengths: Sequence[int], width: int) -> Routing:
+    def owned_routing(
+        self,
+        owners: Sequence[str],
+        lengths: Sequence[int],
+        width: int,
+        house: str | None = None,
+    ) -> Routing:
         """Training routing for a padded batch: row r (`lengths[r]` real tokens of
-        `width`) goes through block `owners[r]` alone. Blocks are listed in cast order
-        and their tokens in row order, so a block's tensors do not depend on what else
-        the batch holds."""
+        `width`) goes through block `owners[r]` alone (and the frozen `house` block, if
+        given). Blocks are listed in cast order and their tokens in row order, so a
+        block's tensors do not depend on what else the batch holds."""
         device = next(self.model.parameters()).device
         rows: dict[int, list[torch.Tensor]] = {}
         for row, (block_id, length) in enumerate(zip(owners, lengths)):
@@ -144,7 +150,9 @@ class NeekoModel:
         blocks = tuple(sorted(rows))
         owned = [torch.cat(rows[b]) for b in blocks]
         tokens = torch.cat(owned).to(device)
-        return Routing(blocks, self.config.scaling, tokens, tuple(len(t) for t in owned))
+        sizes = tuple(len(t) for t in owned)
+        shared = None if house is None else self.block_index(house)
+        return Routing(blocks, self.config.scaling, tokens, sizes, shared)
 
     @contextmanager
     def routed(self, routing: Routing | None) -> Iterator[None]:

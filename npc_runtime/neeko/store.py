@@ -27,7 +27,7 @@ from ..base_model import (
     fingerprint_mismatch,
     load_base,
 )
-from .cast import KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
+from .cast import HOUSE, KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
 from .config import GateConfig, LoraConfig
 from .profile import ProfileError, profile_from_dict, validate_id
 
@@ -100,7 +100,8 @@ def _block_bytes(cast: Cast, block_id: str) -> bytes:
 def save_cast(cast: Cast, folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     (folder / "blocks").mkdir(mode=0o700, exist_ok=True)
-    for block in cast.blocks.values():
+    blocks = [*cast.blocks.values(), *([cast.house] if cast.house else [])]
+    for block in blocks:
         data = _block_bytes(cast, block.id)
         digest = hashlib.sha256(data).hexdigest()
         rel = f"blocks/{block.id}-{digest[:12]}.safetensors"
@@ -124,6 +125,7 @@ def save_cast(cast: Cast, folder: Path) -> None:
             }
             for b in cast.blocks.values()
         ],
+        "house": ({"file": cast.house.file, "sha256": cast.house.sha256} if cast.house else None),
         "npcs": [
             {
                 **npc.profile.to_json(),
@@ -135,7 +137,7 @@ def save_cast(cast: Cast, folder: Path) -> None:
         ],
     }
     _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
-    keep = {b.file for b in cast.blocks.values()}
+    keep = {b.file for b in blocks}
     for stale in (folder / "blocks").glob("*"):
         if f"blocks/{stale.name}" not in keep:
             stale.unlink(missing_ok=True)
@@ -190,6 +192,15 @@ def verify_cast(path: str | os.PathLike) -> None:
         raise CastError(f"{folder / MANIFEST}: invalid manifest ('blocks' is not a list)")
     for entry in entries:
         _read_block(folder, entry)
+    house = manifest.get("house")
+    if house is not None:
+        _read_block(folder, _house_entry(folder, house))
+
+
+def _house_entry(folder: Path, house: object) -> dict:
+    if not isinstance(house, dict):
+        raise CastError(f"{folder / MANIFEST}: invalid manifest ('house' is not an object)")
+    return {**house, "id": HOUSE}
 
 
 def _resolve_base(manifest: dict, base) -> str | None:
@@ -236,28 +247,32 @@ def load_cast(
             f"not for {base_model.path}: {problem}"
         )
     try:
+        if manifest.get("house") is not None:
+            entry = _house_entry(folder, manifest["house"])
+            cast.house = _load_block(cast, folder, entry, HOUSE, np.zeros(0, dtype=np.float32))
         for entry in manifest["blocks"]:
             block_id = validate_id(entry["id"], "block id")
-            tensors = _read_block(folder, entry)
-            cast.neeko.add_block(block_id)
-            try:
-                cast.neeko.load_block_state(block_id, tensors)
-            except ValueError as exc:
-                raise CastError(f"{folder / entry['file']}: {exc}") from None
-            cast.blocks[block_id] = Block(
-                block_id,
-                np.asarray(entry["role_embedding"], dtype=np.float32),
-                entry["file"],
-                entry["sha256"],
-            )
+            role = np.asarray(entry["role_embedding"], dtype=np.float32)
+            cast.blocks[block_id] = _load_block(cast, folder, entry, block_id, role)
         for entry in manifest["npcs"]:
             fields = {k: entry[k] for k in entry if k not in ("kind", "blend", "role_embedding")}
             profile = profile_from_dict(fields)
             blend = {str(k): float(v) for k, v in entry["blend"].items()}
-            if entry["kind"] not in (KIND_BLOCK, KIND_FUSED) or not set(blend) <= set(cast.blocks):
+            known = set(cast.blocks) | ({HOUSE} if cast.house else set())
+            if entry["kind"] not in (KIND_BLOCK, KIND_FUSED) or not set(blend) <= known:
                 raise CastError(f"{folder / MANIFEST}: NPC {profile.id!r} has an invalid blend")
             emb = np.asarray(entry["role_embedding"], dtype=np.float32)
             cast.npcs[profile.id] = Npc(profile, entry["kind"], blend, emb)
     except (KeyError, TypeError, ValueError, ProfileError) as exc:
         raise CastError(f"{folder / MANIFEST}: invalid manifest ({exc})") from None
     return cast
+
+
+def _load_block(cast: Cast, folder: Path, entry: dict, block_id: str, role: np.ndarray) -> Block:
+    tensors = _read_block(folder, entry)
+    cast.neeko.add_block(block_id)
+    try:
+        cast.neeko.load_block_state(block_id, tensors)
+    except ValueError as exc:
+        raise CastError(f"{folder / entry['file']}: {exc}") from None
+    return Block(block_id, role, entry["file"], entry["sha256"])

@@ -15,8 +15,10 @@ still takes its own optimiser steps on its own samples only:
 - its LoRA products touch only its own real tokens, and attention runs row by row
   (`attention.per_row`), so nothing depends on how far other rows pad the batch.
 
-So a block ends bitwise the same whether it trains alone or beside any other blocks
-(tests/test_training.py). With LoRA dropout above 0 the masks come from the global
+In a cast with a house block, every row also passes through the house, frozen, the way
+its NPC will speak; the house itself is trained first, alone, on every character's rows
+(`tuning.pretune`). So a block ends bitwise the same whether it trains alone or beside
+any other blocks (tests/test_training.py). With LoRA dropout above 0 the masks come from the global
 random generator, and that one guarantee is lost.
 """
 
@@ -79,6 +81,28 @@ class TrainReport:
     samples: int = 0
     final_loss: dict[str, float] = field(default_factory=dict)
 
+    def after(self, first: TrainReport) -> TrainReport:
+        """This run and the one before it (the house block's), as one."""
+        return TrainReport(
+            first.steps + self.steps,
+            first.seconds + self.seconds,
+            first.samples + self.samples,
+            {**first.final_loss, **self.final_loss},
+        )
+
+
+def selected(
+    samples: Sequence[Sample], block_id: str, config: TrainConfig
+) -> tuple[list[Sample], random.Random]:
+    """The samples a block trains on (at most `max_samples_per_character`, drawn by the
+    block's own random generator), and that generator, to shuffle its epochs with."""
+    rng = random.Random(f"{config.seed}/{block_id}")
+    rows = list(samples)
+    rng.shuffle(rows)
+    if config.max_samples_per_character:
+        rows = rows[: config.max_samples_per_character]
+    return rows, rng
+
 
 def _block_updates(
     cast: Cast,
@@ -92,11 +116,7 @@ def _block_updates(
     progress together then meet in a batch with rows of similar length (little padding).
     Each sample is prompted with its own character's profile (a block may serve several
     characters)."""
-    rng = random.Random(f"{config.seed}/{block_id}")
-    rows = list(samples)
-    rng.shuffle(rows)
-    if config.max_samples_per_character:
-        rows = rows[: config.max_samples_per_character]
+    rows, rng = selected(samples, block_id, config)
     encoded = []
     for s in rows:
         check()  # preparing thousands of records takes a while: it can be stopped too
@@ -150,6 +170,7 @@ def train_blocks(
         b: _block_updates(cast, b, rows, profiles, config, check) for b, rows in samples.items()
     }
     plan = _plan(updates, max(1, config.batch_size // config.rows_per_update))
+    house = cast.house.id if cast.house is not None and cast.house.id not in updates else None
     neeko.set_trainable(list(updates))
     optimizer = torch.optim.AdamW(
         [{"params": neeko.block_parameters(b)} for b in updates],
@@ -172,7 +193,7 @@ def train_blocks(
             owners = [b for b, part in zip(blocks, parts) for _ in part]
             ids, mask, labels = pad_batch(examples, pad_id, device)
             lengths = mask.sum(dim=1).tolist()
-            routing = neeko.owned_routing(owners, lengths, ids.shape[1])
+            routing = neeko.owned_routing(owners, lengths, ids.shape[1], house)
             optimizer.zero_grad(set_to_none=True)
             with neeko.routed(routing), per_row(cast.model, lengths):
                 nll, count = reply_nll(cast.model, ids, mask, labels)

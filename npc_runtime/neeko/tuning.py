@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..base_model import load_base, resolve_dtype
-from .cast import Cast, CastError
+from .cast import HOUSE, Cast, CastError
 from .config import GateConfig, LoraConfig
-from .data import DataError, read_profiles, read_samples
+from .data import DataError, Sample, read_profiles, read_samples
 from .profile import NpcProfile
-from .train import Progress, TrainConfig, TrainReport, train_blocks
+from .train import Progress, TrainConfig, TrainReport, selected, train_blocks
 
 
 def pretune(
@@ -27,8 +28,10 @@ def pretune(
     dtype: str = "float32",
     characters: list[str] | None = None,
     show_progress: bool = True,
+    house: bool = False,
 ) -> tuple[Cast, TrainReport]:
-    """A new cast with one block per character of the data (or of `characters`)."""
+    """A new cast with one block per character of the data (or of `characters`), and,
+    with `house`, a house block trained first on all of them (`Cast.add_house`)."""
     samples = read_samples(data_dir, "train")
     profiles = read_profiles(data_dir)
     wanted = characters or list(samples)
@@ -43,18 +46,39 @@ def pretune(
         storage_dtype=storage_dtype,
     )
     chosen = [profiles[c] for c in wanted]
-    torch.manual_seed((train or TrainConfig()).seed)  # block initialisation
+    config = train or TrainConfig()
+    torch.manual_seed(config.seed)  # block initialisation
+    house_report = None
+    if house:
+        chosen_samples = {c: samples[c] for c in wanted}
+        house_report = train_house(cast, chosen_samples, profiles, config, show_progress)
     embeddings = cast.encoder.encode([p.role_text() for p in chosen])
     for profile, emb in zip(chosen, embeddings):
         cast.add_block_npc(profile, emb)
     report = train_blocks(
+        cast, {c: samples[c] for c in wanted}, profiles, config, show_progress=show_progress
+    )
+    return cast, report.after(house_report) if house_report else report
+
+
+def train_house(
+    cast: Cast,
+    samples: Mapping[str, Sequence[Sample]],
+    profiles: Mapping[str, NpcProfile],
+    config: TrainConfig,
+    show_progress: bool = True,
+) -> TrainReport:
+    """Add the house block to a new cast and train it on the samples every character's
+    block will train on, the way one shared adapter trains (a whole batch an update)."""
+    cast.add_house()
+    rows = [s for c, own in samples.items() for s in selected(own, c, config)[0]]
+    return train_blocks(
         cast,
-        {c: samples[c] for c in wanted},
+        {HOUSE: rows},
         profiles,
-        train or TrainConfig(),
+        replace(config, block_batch_size=config.batch_size, max_samples_per_character=None),
         show_progress=show_progress,
     )
-    return cast, report
 
 
 def expand(

@@ -191,7 +191,7 @@ class LiveCast:
     def _attach(self, profile: NpcProfile, emb: np.ndarray) -> Npc:
         block = Block(profile.id, np.asarray(emb, dtype=np.float32))
         self.cast.blocks[profile.id] = block
-        npc = Npc(profile, KIND_BLOCK, {profile.id: 1.0}, block.role_embedding)
+        npc = Npc(profile, KIND_BLOCK, self.cast.block_blend(profile.id), block.role_embedding)
         self.cast.npcs[profile.id] = npc
         return npc
 
