@@ -90,9 +90,11 @@ def test_required_actions_validate_in_mixed_batches(cast):
             )
             for n in range(24)
         ]
-        return reqs, await asyncio.gather(*(reply(engine, r) for r in reqs))
+        results = await asyncio.gather(*(reply(engine, r) for r in reqs))
+        return reqs, results, engine.scheduler.grammars.compiles
 
-    reqs, results = run(cast, body)
+    reqs, results, compiles = run(cast, body)
+    assert compiles == len(ACTION_SETS)  # each grammar compiled once, its rows copy it
     assert sum(r.finish_reason == "stop" for r in results) >= 12  # not vacuous (16 of 24 now)
     for req, result in zip(reqs, results):
         if result.finish_reason == "stop":  # a tail cut by its token limit carries nothing

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 
 import llguidance
 import llguidance.hf
@@ -34,6 +36,7 @@ ACTION_TOKENS = 256  # tokens the action list may take beyond the speech's max_t
 MAX_SCHEMA_BYTES = 16 * 1024
 MAX_DESCRIPTION = 1024
 CHOICES = ("auto", "none", "required")
+CACHED_GRAMMARS = 256  # compiled grammars kept, the most recently used
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _SHIFTS = torch.arange(32, dtype=torch.int32)
 _EXECUTOR = llguidance.LLExecutor()  # computes the rows' masks in parallel
@@ -171,11 +174,20 @@ def parse_calls(text: str) -> tuple[ActionCall, ...]:
 
 class Grammars:
     """The model's tokenizer as llguidance sees it (built on first use: half a second),
-    and matchers for grammars."""
+    and matchers for grammars.
+
+    Each grammar is compiled once: checking it compiles a matcher that is kept (the most
+    recent `CACHED_GRAMMARS` of them), and every row that decodes under it starts from a
+    copy of that matcher. An NPC's declared actions give the same grammar on every
+    request, and a crowd's rows often share one, so most requests compile nothing.
+    Checked on a request's thread, copied on the engine's: the cache takes a lock."""
 
     def __init__(self, tokenizer):
         self._hf = tokenizer
         self._tokenizer = None
+        self._compiled: OrderedDict[str, llguidance.LLMatcher] = OrderedDict()
+        self._lock = threading.Lock()
+        self.compiles = 0  # how many grammars were compiled (tests read it)
 
     @property
     def tokenizer(self):
@@ -190,12 +202,27 @@ class Grammars:
         return self._tokenizer
 
     def check(self, grammar: str) -> None:
-        error = llguidance.LLMatcher.validate_grammar(grammar, self.tokenizer)
-        if error:
-            raise _invalid(f"the schema cannot be used: {error[:500]}")
+        """INVALID_ARGUMENT for a grammar llguidance cannot compile (kept if it can)."""
+        self._prototype(grammar)
 
     def matcher(self, grammar: str) -> RowGrammar:
-        return RowGrammar(llguidance.LLMatcher(self.tokenizer, grammar), self.tokenizer.vocab_size)
+        return RowGrammar(self._prototype(grammar).deep_copy(), self.tokenizer.vocab_size)
+
+    def _prototype(self, grammar: str) -> llguidance.LLMatcher:
+        with self._lock:
+            found = self._compiled.get(grammar)
+            if found is not None:
+                self._compiled.move_to_end(grammar)
+                return found
+        compiled = llguidance.LLMatcher(self.tokenizer, grammar)
+        if compiled.is_error():
+            raise _invalid(f"the schema cannot be used: {compiled.get_error()[:500]}")
+        with self._lock:
+            self.compiles += 1
+            self._compiled[grammar] = compiled
+            while len(self._compiled) > CACHED_GRAMMARS:
+                self._compiled.popitem(last=False)
+        return compiled
 
 
 class RowGrammar:
