@@ -87,12 +87,16 @@ def trained_cast_dir(tmp_path_factory, tiny_base) -> Path:
         characters=["brann", "marla", "pip"],
         show_progress=False,
     )
-    # Blocks start with B = 0; give them visible effect so comparisons mean something.
+    return save_visible(cast, tmp_path_factory.mktemp("casts") / "village")
+
+
+def save_visible(cast, folder: Path) -> Path:
+    """Save a cast whose blocks were trained only briefly, once each block has a visible
+    effect: they start with B = 0, and comparisons between them should mean something."""
     with torch.no_grad():
         for layer in cast.neeko.layers.values():
             for b in layer.lora_B:
                 b.add_(torch.randn_like(b) * 0.05)
     cast.neeko.invalidate()
-    folder = tmp_path_factory.mktemp("casts") / "village"
     cast.save(folder)
     return folder

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import save_visible
 from server_harness import ServerThread, server_config
 from server_harness_streams import village_character
 from transformers import AutoModelForCausalLM
@@ -48,14 +49,7 @@ def house_cast_dir(tmp_path_factory, tiny_base, village_data):
     assert report.steps == 5 + 6 and set(report.final_loss) == {HOUSE, "brann", "marla", "pip"}
     house = cast.neeko.block_state(HOUSE)
     assert any(v.abs().sum() > 0 for k, v in house.items() if k.endswith("lora_B"))
-    with torch.no_grad():  # visible effect for every comparison below
-        for layer in cast.neeko.layers.values():
-            for b in layer.lora_B:
-                b.add_(torch.randn_like(b) * 0.05)
-    cast.neeko.invalidate()
-    folder = tmp_path_factory.mktemp("house") / "cast"
-    cast.save(folder)
-    return folder
+    return save_visible(cast, tmp_path_factory.mktemp("house") / "cast")
 
 
 def _logits(cast, routing, ids):
