@@ -12,9 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator
 
 from .auth import AuthPolicy
+from .calls import Caller
 from .errors import ServiceError, invalid
 from .frames import Method
-from .service import Caller, NpcService
+from .service import NpcService
 
 log = logging.getLogger("npc_runtime.server")
 

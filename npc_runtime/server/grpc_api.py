@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 from google.protobuf.message import DecodeError
 
+from .calls import Caller
 from .door import DoorCore
 from .frames import METHODS, SERVICE, Method
-from .service import Caller
 
 log = logging.getLogger("npc_runtime.server")
 

@@ -1,6 +1,7 @@
-"""The daemon's behaviour, whatever door a request comes in by (gRPC now, a WebSocket
-bridge later): npc_runtime.v1 messages in, messages or event streams out, ServiceError
-(a gRPC status name and what to fix) for everything refused.
+"""The daemon's behaviour, whatever door a request comes in by (gRPC or the WebSocket
+bridge): npc_runtime.v1 messages in, messages or event streams out, ServiceError (a gRPC
+status name and what to fix) for everything refused. Replies (Speak, React, Converse)
+live here; the cast's calls in cast_calls.py, the sessions' in session_calls.py.
 
 All state of the service lives on one asyncio event loop: a check and the bookkeeping
 that follows it run without an `await` between them, so no other request can slip in.
@@ -14,8 +15,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from .. import __version__
 from ..engine.actions import ACTIONS_MARKER, with_npc_actions
@@ -23,13 +23,14 @@ from ..engine.api import EngineError, GenerationRequest
 from ..neeko.cast import Cast
 from ..neeko.lore import LoreBook
 from ..neeko.names import same_name
-from ..neeko.profile import ID_PATTERN
 from ..neeko.prompt import HISTORY_CHUNK, Turn
-from ..sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn, StoreError
+from ..sessions import NPC, PLAYER, NewTurn, SessionStore, StoredTurn
 from ..v1 import npc_runtime_pb2 as pb
 from . import convert, crowd
+from .calls import LOCAL, Caller
+from .cast_calls import CastCalls
 from .config import ServiceConfig
-from .errors import ServiceError, from_engine, from_store, invalid, not_found, precondition
+from .errors import ServiceError, from_engine, invalid, not_found, precondition
 from .live_cast import LiveCast
 from .memory import SessionMemory, window_start
 from .metrics import Metrics
@@ -43,38 +44,18 @@ from .replies import (
     last_sentences,
     log_reply,
 )
+from .session_calls import SessionCalls
 
 log = logging.getLogger("npc_runtime.server")
-DEFAULT_TURNS_PAGE = 200
-MAX_TURNS_PAGE = 1000
-MAX_PAGE_TEXT_BYTES = (
-    256 * 1024
-)  # a page, JSON-escaped, stays under the 1 MiB clients take by default
 
 # The most NPCs one React or Converse call may ask, and the most turns of a scene.
 MAX_REACTING = 8
 MAX_SCENE_TURNS = 32
 
 
-@dataclass
-class _Call:
-    done: bool = False
+class NpcService(CastCalls, SessionCalls):
+    """Every call of the API (the cast's and the sessions' in the base classes)."""
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as far as the service needs to know: the connection a call came in
-    on (a reply may be cancelled only from the connection that started it) and whether
-    it holds the admin token (which may cancel any). The doors say who (door.py)."""
-
-    connection: str
-    admin: bool = False
-
-
-LOCAL = Caller("local", admin=True)  # the process itself: tests, the daemon's own calls
-
-
-class NpcService:
     def __init__(
         self,
         cast: Cast,
@@ -98,40 +79,6 @@ class NpcService:
         self._busy_sessions: dict[str, str] = {}  # session id -> why it is busy
         self._speaking: Counter[str] = Counter()
         self._started = time.monotonic()
-
-    @contextlib.contextmanager
-    def observe(self, method: str) -> Iterator[_Call]:
-        """Count one call by method and final status. A stream closed by its client
-        after its last event (`call.done`) counts as OK, not CANCELLED."""
-        call = _Call()
-        code = "OK"
-        try:
-            yield call
-        except ServiceError as exc:
-            code = exc.code
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            code = "OK" if call.done else "CANCELLED"
-            raise
-        except Exception:
-            code = "INTERNAL"
-            log.exception("%s failed", method)
-            raise
-        finally:
-            self.metrics.requests.labels(method, code).inc()
-
-    def _accepting(self) -> None:
-        if self.closing:
-            raise ServiceError("UNAVAILABLE", "the server is shutting down")
-
-    async def _stored(self, what: str, call, *args):
-        """A session store call off the event loop; its failures as statuses that say
-        whether to free disk space, fix permissions or retry."""
-        try:
-            return await asyncio.to_thread(call, *args)
-        except StoreError as exc:
-            log.error("%s: %s", what, exc)
-            raise from_store(exc, what) from None
 
     async def _check_room(self, session_id: str) -> None:
         """A new session only while there are fewer than max_sessions (counted without
@@ -394,173 +341,6 @@ class NpcService:
             for engine_id in flight.engine_ids:
                 self.engine.cancel(engine_id)
             return pb.CancelResponse()
-
-    # -- the cast -------------------------------------------------------------------
-    async def register_npc(self, request: pb.RegisterNpcRequest, caller: Caller = LOCAL) -> pb.Npc:
-        with self.observe("RegisterNpc"):
-            self._accepting()
-            profile = convert.profile(request.profile)
-            await self._check_profile(profile)
-            started = time.perf_counter()
-            npc = await self.live.register(profile)
-            log.info(
-                "registered %s by fusion in %.0f ms: %s",
-                npc.id,
-                (time.perf_counter() - started) * 1000,
-                ", ".join(f"{b} {w:.2f}" for b, w in npc.blend.items()),
-            )
-            return convert.npc_message(npc, self.lore)
-
-    async def expand_npc(
-        self, request: pb.ExpandNpcRequest, caller: Caller = LOCAL
-    ) -> AsyncIterator[pb.ExpandEvent]:
-        """Like speak(): close the iterator when stopping early; that cancels training."""
-        with self.observe("ExpandNpc") as call:
-            self._accepting()
-            profile = convert.profile(request.profile)
-            samples = convert.samples(
-                profile.id,
-                request.records,
-                self.config.max_expand_records,
-                self.config.max_text_bytes,
-            )
-            await self._check_profile(profile)
-            config = convert.train_config(request.training)
-            progress: asyncio.Queue = asyncio.Queue()
-            task = asyncio.ensure_future(
-                self.live.expand(profile, samples, config, progress.put_nowait)
-            )
-            task.add_done_callback(lambda _: progress.put_nowait(None))
-            log.info("expanding %s on %d records", profile.id, len(samples))
-            try:
-                while (step := await progress.get()) is not None:
-                    yield pb.ExpandEvent(
-                        progress=pb.ExpandProgress(
-                            step=step.step,
-                            total_steps=step.total_steps,
-                            loss=step.loss,
-                            eta_seconds=step.eta_seconds,
-                        )
-                    )
-                npc, report = task.result()
-            finally:
-                if not task.done():
-                    task.cancel()
-                    await asyncio.wait([task])
-                    log.info("expansion of %s cancelled", profile.id)
-            log.info("expanded %s: %d steps in %.1f s", npc.id, report.steps, report.seconds)
-            call.done = True
-            yield pb.ExpandEvent(
-                done=pb.ExpandDone(
-                    npc=convert.npc_message(npc, self.lore),
-                    steps=report.steps,
-                    seconds=report.seconds,
-                    final_loss=report.final_loss.get(npc.id, 0.0),
-                )
-            )
-
-    async def _check_profile(self, profile) -> None:
-        try:
-            await asyncio.to_thread(self.engine.check_profile, profile)
-        except EngineError as exc:
-            raise from_engine(exc) from None
-
-    async def list_npcs(
-        self, request: pb.ListNpcsRequest, caller: Caller = LOCAL
-    ) -> pb.ListNpcsResponse:
-        with self.observe("ListNpcs"):
-            npcs = [n for n in self.cast.npcs.values() if self.live.ready(n.id)]
-            return pb.ListNpcsResponse(npcs=[convert.npc_message(n, self.lore) for n in npcs])
-
-    async def get_npc(self, request: pb.GetNpcRequest, caller: Caller = LOCAL) -> pb.Npc:
-        with self.observe("GetNpc"):
-            npc_id = convert.checked_id(request.npc_id, "npc_id")
-            return convert.npc_message(self.live.check_speakable(npc_id), self.lore)
-
-    async def remove_npc(
-        self, request: pb.RemoveNpcRequest, caller: Caller = LOCAL
-    ) -> pb.RemoveNpcResponse:
-        with self.observe("RemoveNpc"):
-            npc_id = convert.checked_id(request.npc_id, "npc_id")
-            npc = await self.live.remove(npc_id, speaking=lambda i: self._speaking[i] > 0)
-            log.info("removed %s (%s)", npc.id, npc.kind)
-            return pb.RemoveNpcResponse(removed=convert.npc_message(npc, self.lore))
-
-    # -- sessions -------------------------------------------------------------------
-    async def get_session(
-        self, request: pb.GetSessionRequest, caller: Caller = LOCAL
-    ) -> pb.Session:
-        with self.observe("GetSession"):
-            session_id = convert.checked_id(request.session_id, "session_id")
-            size = request.page_size or DEFAULT_TURNS_PAGE
-            if size > MAX_TURNS_PAGE:
-                raise invalid(f"page_size must be at most {MAX_TURNS_PAGE}")
-            token = request.page_token
-            if token and not (token.isascii() and token.isdigit() and len(token) < 19):
-                raise invalid("page_token is not one this server gave out")
-            after = int(token or 0)
-            record = await self._stored(
-                "cannot read the session",
-                self.store.get,
-                session_id,
-                request.max_turns,
-                after,
-                size,
-                MAX_PAGE_TEXT_BYTES,
-            )
-            if record is None:
-                raise not_found(f"no session {session_id!r}")
-            recap = await self._stored("cannot read the session", self.store.recap, session_id)
-            return pb.Session(
-                id=record.id,
-                turns=[convert.turn_message(t) for t in record.turns],
-                created_at=convert.timestamp(record.created_at),
-                updated_at=convert.timestamp(record.updated_at),
-                next_page_token=str(record.turns[-1].seq) if record.more else "",
-                turn_count=record.turn_count,
-                summary=recap.text if recap else "",
-                summary_through_seq=recap.through_seq if recap else 0,
-            )
-
-    async def list_sessions(
-        self, request: pb.ListSessionsRequest, caller: Caller = LOCAL
-    ) -> pb.ListSessionsResponse:
-        with self.observe("ListSessions"):
-            size = request.page_size or 100
-            if size > 1000:
-                raise invalid("page_size must be at most 1000")
-            after = request.page_token
-            if after and not ID_PATTERN.fullmatch(after):
-                raise invalid("page_token is not one this server gave out")
-            rows = await self._stored("cannot list sessions", self.store.list, size + 1, after)
-            page = rows[:size]
-            return pb.ListSessionsResponse(
-                sessions=[convert.summary_message(s) for s in page],
-                next_page_token=page[-1].id if len(rows) > size else "",
-            )
-
-    async def reset_session(
-        self, request: pb.ResetSessionRequest, caller: Caller = LOCAL
-    ) -> pb.ResetSessionResponse:
-        with self.observe("ResetSession"):
-            session_id = convert.checked_id(request.session_id, "session_id")
-            if session_id in self._busy_sessions:
-                raise precondition(
-                    f"session {session_id!r} {self._busy_sessions[session_id]}: "
-                    "cancel it or wait for its Final event"
-                )
-            self._busy_sessions[session_id] = "is being reset"
-            self.memory.forget(session_id)  # its recap in the making goes too
-            try:
-                removed = await self._stored(
-                    "the session was not reset", self.store.delete, session_id
-                )
-            finally:
-                del self._busy_sessions[session_id]
-            if removed is None:
-                raise not_found(f"no session {session_id!r}")
-            log.info("reset session %s (%d turns)", session_id, removed)
-            return pb.ResetSessionResponse(turns_removed=removed)
 
     # -- status ---------------------------------------------------------------------
     async def get_status(self, request: pb.GetStatusRequest, caller: Caller = LOCAL) -> pb.Status:
