@@ -2,7 +2,7 @@
 
     python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
         [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--house off,on] [--dev 12]
-        [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj]
+        [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj] [--bare-profiles]
 
 Trains, from the same base (the embedded model unless --base) and the same samples:
 one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
@@ -54,6 +54,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--block-batch", default="1,2,8")
     parser.add_argument("--house", default="off,on", help="off, on, or both (off,on)")
+    parser.add_argument(
+        "--bare-profiles",
+        action="store_true",
+        help="train the character blocks with the name alone in the system prompt",
+    )
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rank", type=int, default=LoraConfig().rank, help="rank a block")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="LoRA target modules")
@@ -118,6 +123,13 @@ def main() -> None:
     _row("shared LoRA", shared_s, shared_s, report.steps, shared_ppl, "-")
 
     houses = [{"off": False, "on": True}[v.strip()] for v in args.house.split(",")]
+    # Character blocks may train under bare profiles (the name only), so that the block,
+    # not the prompt, has to carry who speaks; scoring always prompts the full profile.
+    block_profiles = (
+        {c: replace(p, profile="", style="", examples=[]) for c, p in profiles.items()}
+        if args.bare_profiles
+        else profiles
+    )
     for size in (int(v) for v in args.block_batch.split(",")):
         for house in houses:
             cast = fresh(lora.rank, [])
@@ -130,7 +142,7 @@ def main() -> None:
             steps += train_blocks(
                 cast,
                 {c: train[c] for c in chars},
-                profiles,
+                block_profiles,
                 replace(config, block_batch_size=size),
                 show_progress=False,
             ).steps
