@@ -45,6 +45,8 @@ def test_eval_smoke(tiny_base, tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"results.json", "report.md", "chart.png"}
     old = results["perplexity_old"]
     assert set(old) == {"icl", "rag", "shared", "neeko", "house"}
+    # the shared LoRA trains on every sample the blocks train on: 13 x 2, 2 a step
+    assert results["shared_train_steps"] == results["neeko_pretune_steps"] == 13
     assert set(results["house_wrong_block"]) == set(old["house"])
     assert len(old["neeko"]) == 13 + 1  # every non-held-out character and the mean
     assert all(v > 1 for row in old.values() for v in row.values())

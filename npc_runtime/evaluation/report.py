@@ -108,7 +108,8 @@ def markdown(results: dict) -> str:
         ratio = secs["neeko_train"] / secs["shared_train"]
         lines.append(
             f"Pre-tuning the cast took {ratio:.2f}x the time of training the shared LoRA "
-            "on the same samples (issue 14's target: at most 1.1x)."
+            f"on the same samples ({results['neeko_pretune_steps']} and "
+            f"{results.get('shared_train_steps', '?')} steps; issue 14's target: at most 1.1x)."
         )
     if secs.get("shared_train") and "house_train" in secs:
         ratio = secs["house_train"] / secs["shared_train"]

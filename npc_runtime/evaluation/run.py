@@ -27,7 +27,7 @@ from ..neeko.data import Sample, read_profiles, read_samples
 from ..neeko.layer import Routing
 from ..neeko.profile import NpcProfile
 from ..neeko.prompt import transcript_turns
-from ..neeko.train import TrainConfig, train_blocks
+from ..neeko.train import TrainConfig, selected, train_blocks
 from ..neeko.tuning import expand_from_samples, pretune
 from ..speak import GREEDY, LocalEngine
 from .attribution import StyleClassifier
@@ -160,7 +160,7 @@ class Evaluation:
         house = self._house(old_samples) if cfg.house else None
         shared = self._shared_cast(len(self.old))
         shared_route = shared.neeko.routing([{SHARED: 1.0}])
-        self._timed(
+        shared_report = self._timed(
             "shared_train",
             lambda: train_blocks(
                 shared,
@@ -170,6 +170,7 @@ class Evaluation:
                 show_progress=self.show,
             ),
         )
+        self.results["shared_train_steps"] = shared_report.steps
         ppl["shared"] = self._per_char(
             self._score(shared, old_samples, lambda s: shared_route, "shared LoRA"), old_samples
         )
@@ -209,14 +210,19 @@ class Evaluation:
 
     @property
     def _shared_train(self) -> TrainConfig:
-        """One adapter trains the way one adapter does: a whole batch per update."""
-        return replace(self.config.train, block_batch_size=self.config.train.batch_size)
+        """One adapter trains the way one adapter does: a whole batch per update, on all
+        the samples the blocks train on (capped per character already, not once more as
+        the one block's)."""
+        return replace(
+            self.config.train,
+            block_batch_size=self.config.train.batch_size,
+            max_samples_per_character=None,
+        )
 
     def _capped(self, char: str) -> list[Sample]:
-        rows = list(self.train[char])
-        random.Random(self.config.seed).shuffle(rows)
-        limit = self.config.train.max_samples_per_character
-        return rows[:limit] if limit else rows
+        """The samples the character's block trains on (the same draw), for the shared
+        LoRA and RAG to use the same."""
+        return selected(self.train[char], char, self.config.train)[0]
 
     def _shared_cast(self, characters: int) -> Cast:
         lora = LoraConfig(rank=LoraConfig().rank * characters)
