@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM
 from npc_runtime import load_cast
 from npc_runtime.neeko.cast import HOUSE, CastError
 from npc_runtime.neeko.export import export_peft
-from npc_runtime.neeko.profile import profile_from_dict
+from npc_runtime.neeko.profile import ProfileError, profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 from npc_runtime.neeko.store import verify_cast
 from npc_runtime.neeko.train import TrainConfig
@@ -100,7 +100,7 @@ def test_a_house_comes_first_and_stays(house_cast_dir, new_cast):
         cast.add_house()
     with pytest.raises(CastError, match="trained block"):
         cast.fuse(profile_from_dict(TESS))  # the house alone is nothing to blend
-    with pytest.raises(Exception, match="invalid"):
+    with pytest.raises(ProfileError, match="invalid"):
         profile_from_dict({**TESS, "id": HOUSE})  # no NPC can take the house's id
     cast = load_cast(house_cast_dir)
     cast.remove_npc("pip")
