@@ -181,8 +181,8 @@ class Cast:
         self.npcs[profile.id] = npc
         return npc
 
-    def remove_npc(self, npc_id: str) -> Npc:
-        """Remove an NPC; a block NPC takes its block along unless fused NPCs use it."""
+    def check_removable(self, npc_id: str) -> Npc:
+        """The NPC, if removing it leaves no fused NPC blending a block that is gone."""
         npc = self.npc(npc_id)
         if npc.kind == KIND_BLOCK:
             users = [n.id for n in self.npcs.values() if n.id != npc_id and npc_id in n.blend]
@@ -191,6 +191,12 @@ class Cast:
                     f"block {npc_id!r} is part of the blend of {', '.join(users)}: "
                     "remove those NPCs first"
                 )
+        return npc
+
+    def remove_npc(self, npc_id: str) -> Npc:
+        """Remove an NPC; a block NPC takes its block along unless fused NPCs use it."""
+        npc = self.check_removable(npc_id)
+        if npc.kind == KIND_BLOCK:
             self.neeko.remove_block(npc_id)
             del self.blocks[npc_id]
         del self.npcs[npc_id]

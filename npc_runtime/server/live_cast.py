@@ -203,17 +203,14 @@ class LiveCast:
             raise precondition(
                 f"NPC {npc_id!r} has a reply in flight: cancel it or wait for its Final event"
             )
-        if npc.kind == KIND_BLOCK:
-            users = [n.id for n in self.cast.npcs.values() if n.id != npc_id and npc_id in n.blend]
-            if users:
-                raise precondition(
-                    f"block {npc_id!r} is part of the blend of {', '.join(users)}: "
-                    "remove those NPCs first"
-                )
-            if self.training is not None:
-                raise precondition(
-                    f"NPC {self.training!r} is training: block NPCs can be removed after it"
-                )
+        try:
+            self.cast.check_removable(npc_id)
+        except CastError as exc:
+            raise precondition(str(exc)) from None
+        if npc.kind == KIND_BLOCK and self.training is not None:
+            raise precondition(
+                f"NPC {self.training!r} is training: block NPCs can be removed after it"
+            )
         self._busy[npc_id] = "being removed"
         try:
             state = None
