@@ -399,7 +399,7 @@ def test_stopping_the_daemon_closes_bridge_connections(tmp_path, trained_cast_di
 
 
 def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
-    from npc_runtime import cli
+    from npc_runtime import cli, cli_args
     from npc_runtime.server.frames import METHODS
     from npc_runtime.server.service import NpcService
 
@@ -410,7 +410,7 @@ def test_every_method_reaches_the_service_and_the_cli_sets_the_bridge(tmp_path):
 
     def config(*extra):
         argv = ["serve", "--cast", str(tmp_path), "--data-dir", str(tmp_path), *extra]
-        return cli._serve_config(cli._parser().parse_args(argv))
+        return cli._serve_config(cli_args.build_parser().parse_args(argv))
 
     assert config().bridge_port == 50052 and config().bridge_origins == ()
     # 0 picks a free port (a game reads which from the readiness line); --no-bridge: none.
