@@ -3,7 +3,6 @@
     python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
         [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--house off,on] [--dev 12]
         [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj] [--bare-profiles]
-        [--contrast 0,0.5]
 
 Trains, from the same base (the embedded model unless --base) and the same samples:
 one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
@@ -11,9 +10,7 @@ batch), then a Neeko cast once per --block-batch value (batches of --batch-size 
 several characters, each block updated on its own rows: block batch 8 is one block a
 batch, the old recipe), with and without a house block (--house: trained first on every
 character's samples as the shared LoRA is, then frozen while the blocks train through
-it; its rank is one block's, so that cast has one block's rank more in all), and once per
---contrast weight (above 0: each update also carries as many other characters' training
-replies, pushed at least --margin nats a token less likely than the block's own). Prints, per
+it; its rank is one block's, so that cast has one block's rank more in all). Prints, per
 system, the training seconds and their ratio to the shared LoRA's (target of issue 14:
 at most 1.1x), the optimiser steps, held-out perplexity of each character's dev replies
 under its own block (or the shared LoRA), and how much worse a wrong character's block
@@ -62,8 +59,6 @@ def main() -> None:
         action="store_true",
         help="train the character blocks with the name alone in the system prompt",
     )
-    parser.add_argument("--contrast", default="0", help="weights of the contrast term, e.g. 0,0.5")
-    parser.add_argument("--margin", type=float, default=TrainConfig().contrast_margin)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rank", type=int, default=LoraConfig().rank, help="rank a block")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="LoRA target modules")
@@ -80,7 +75,6 @@ def main() -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         max_length=args.max_length,
-        contrast_margin=args.margin,
     )
     lora = LoraConfig(rank=args.rank, target_modules=tuple(args.targets.split(",")))
     print(
@@ -110,7 +104,7 @@ def main() -> None:
         )
 
     print(
-        f"{'system':<40} {'seconds':>8} {'x shared':>9} {'steps':>6} {'dev ppl':>8} "
+        f"{'system':<31} {'seconds':>8} {'x shared':>9} {'steps':>6} {'dev ppl':>8} "
         f"{'wrong/own':>9}",
         flush=True,
     )
@@ -136,51 +130,43 @@ def main() -> None:
         if args.bare_profiles
         else profiles
     )
-    negatives = [s for c in chars for s in train[c]]
-    runs = [
-        (size, house, float(weight))
-        for size in (int(v) for v in args.block_batch.split(","))
-        for house in houses
-        for weight in args.contrast.split(",")
-    ]
-    for size, house, weight in runs:
-        cast = fresh(lora.rank, [])
-        started = time.perf_counter()
-        steps = 0
-        if house:
-            steps += train_house(cast, train, profiles, config, show_progress=False).steps
-        for c in chars:
-            cast.neeko.add_block(c)
-        steps += train_blocks(
-            cast,
-            {c: train[c] for c in chars},
-            block_profiles,
-            replace(config, block_batch_size=size, contrast=weight),
-            show_progress=False,
-            negatives=negatives,
-        ).steps
-        seconds = time.perf_counter() - started
-        extra = {HOUSE: 1.0} if house else {}
-        own = {c: cast.neeko.routing([{c: 1.0, **extra}]) for c in chars}
-        wrong = {c: own[chars[(i + 1) % len(chars)]] for i, c in enumerate(chars)}
-        mine = score(cast, own)
-        other = score(cast, wrong)
-        ratios = [math.exp((o.nll - m.nll) / max(1, m.tokens)) for m, o in zip(mine, other)]
-        ratio = f"{sum(ratios) / len(ratios):.3f}"
-        _row(
-            f"Neeko{', house' if house else ''}{f', contrast {weight:g}' if weight else ''}"
-            f", block batch {size}",
-            seconds,
-            shared_s,
-            steps,
-            mean_perplexity(mine),
-            ratio,
-        )
+    for size in (int(v) for v in args.block_batch.split(",")):
+        for house in houses:
+            cast = fresh(lora.rank, [])
+            started = time.perf_counter()
+            steps = 0
+            if house:
+                steps += train_house(cast, train, profiles, config, show_progress=False).steps
+            for c in chars:
+                cast.neeko.add_block(c)
+            steps += train_blocks(
+                cast,
+                {c: train[c] for c in chars},
+                block_profiles,
+                replace(config, block_batch_size=size),
+                show_progress=False,
+            ).steps
+            seconds = time.perf_counter() - started
+            extra = {HOUSE: 1.0} if house else {}
+            own = {c: cast.neeko.routing([{c: 1.0, **extra}]) for c in chars}
+            wrong = {c: own[chars[(i + 1) % len(chars)]] for i, c in enumerate(chars)}
+            mine = score(cast, own)
+            other = score(cast, wrong)
+            ratios = [math.exp((o.nll - m.nll) / max(1, m.tokens)) for m, o in zip(mine, other)]
+            ratio = f"{sum(ratios) / len(ratios):.3f}"
+            _row(
+                f"Neeko{', house' if house else ''}, block batch {size}",
+                seconds,
+                shared_s,
+                steps,
+                mean_perplexity(mine),
+                ratio,
+            )
 
 
 def _row(name: str, seconds: float, shared: float, steps: int, ppl: float, ratio: str) -> None:
     print(
-        f"{name:<40} {seconds:8.1f} {seconds / shared:8.2f}x {steps:6d} {ppl:8.2f} {ratio:>9}",
+        f"{name:<24} {seconds:8.1f} {seconds / shared:8.2f}x {steps:6d} {ppl:8.2f} {ratio:>9}",
         flush=True,
     )
 

@@ -15,13 +15,6 @@ still takes its own optimiser steps on its own samples only:
 - its LoRA products touch only its own real tokens, and attention runs row by row
   (`attention.per_row`), so nothing depends on how far other rows pad the batch.
 
-With `contrast` above 0, each update of a block also carries as many other characters'
-replies (drawn from a pool given to `train_blocks`, by the block's own generator, each
-prompted with its own character's profile, as scoring does), and a margin term pushes
-the block's likelihood of them below that of its own rows: a block then has to carry
-who speaks, not only how the world talks. The pool is part of the block's data: a block
-trained with the same pool still ends the same, whatever shares its batches.
-
 In a cast with a house block, every row also passes through the house, frozen, the way
 its NPC will speak; the house itself is trained first, alone, on every character's rows
 (`tuning.pretune`). So a block ends bitwise the same whether it trains alone or beside
@@ -47,7 +40,6 @@ from .loss import pad_batch, reply_nll
 from .profile import NpcProfile
 
 Example = tuple[list[int], list[int]]
-Update = tuple[list[Example], list[Example]]  # a block's own rows, other characters' rows
 
 
 @dataclass(frozen=True)
@@ -61,16 +53,12 @@ class TrainConfig:
     max_context_turns: int = 4
     max_samples_per_character: int | None = None
     seed: int = 0
-    contrast: float = 0.0  # weight of the margin term on other characters' replies; 0: off
-    contrast_margin: float = 0.4  # nats a token by which own replies should beat others'
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("epochs, batch size and learning rate must be positive")
         if self.block_batch_size < 1:
             raise ValueError("block batch size must be positive")
-        if self.contrast < 0 or self.contrast_margin < 0:
-            raise ValueError("contrast and its margin must not be negative")
 
     @property
     def rows_per_update(self) -> int:
@@ -120,24 +108,20 @@ def _block_updates(
     cast: Cast,
     block_id: str,
     samples: Sequence[Sample],
-    negatives: Sequence[Sample],
     profiles: Mapping[str, NpcProfile],
     config: TrainConfig,
     check: Callable[[], None],
-) -> list[Update]:
+) -> list[list[Example]]:
     """One block's updates, in order. Within pools of rows, sorted by length: blocks that
     progress together then meet in a batch with rows of similar length (little padding).
     Each sample is prompted with its own character's profile (a block may serve several
-    characters). With contrast, each update draws as many rows of other characters from
-    `negatives`, by a generator of the block's own."""
+    characters)."""
     rows, rng = selected(samples, block_id, config)
-
-    def encode(s: Sample) -> Example:
+    encoded = []
+    for s in rows:
         check()  # preparing thousands of records takes a while: it can be stopped too
         context = s.context[-config.max_context_turns :] if config.max_context_turns else ()
-        return cast.prompts.example(profiles[s.character], context, s.reply)
-
-    encoded = [encode(s) for s in rows]
+        encoded.append(cast.prompts.example(profiles[s.character], context, s.reply))
     stream: list[Example] = []
     for _ in range(math.ceil(config.epochs)):
         order = encoded[:]
@@ -149,18 +133,10 @@ def _block_updates(
     for start in range(0, len(stream), pool):
         chunk = sorted(stream[start : start + pool], key=lambda e: len(e[0]))
         updates.extend(chunk[i : i + size] for i in range(0, len(chunk), size))
-    mine = {s.character for s in samples}
-    others = [s for s in negatives if s.character not in mine] if config.contrast else []
-    if not others:
-        return [(u, []) for u in updates]
-    draw = random.Random(f"{config.seed}/{block_id}/contrast")
-    contrasted = []
-    for u in updates:
-        contrasted.append((u, [encode(s) for s in draw.sample(others, min(len(u), len(others)))]))
-    return contrasted
+    return updates
 
 
-def _plan(updates: Mapping[str, list[Update]], per_step: int) -> list[list[str]]:
+def _plan(updates: Mapping[str, list[list[Example]]], per_step: int) -> list[list[str]]:
     """Which blocks update at each step: the least advanced ones (by share of their own
     updates done), at most `per_step`, so every block runs through its data at the same
     pace and the steps stay full."""
@@ -185,20 +161,15 @@ def train_blocks(
     on_step: Callable[[Progress], None] | None = None,
     show_progress: bool = True,
     check: Callable[[], None] = lambda: None,
-    negatives: Sequence[Sample] = (),
 ) -> TrainReport:
-    """Train the named blocks (keys of `samples`), each on the samples listed under it,
-    and, with `config.contrast`, against the replies of other characters in `negatives`.
+    """Train the named blocks (keys of `samples`), each on the samples listed under it.
     `check` runs before each record is prepared and may raise to stop before training."""
     neeko = cast.neeko
     cast.prompts.max_length = config.max_length
     updates = {
-        b: _block_updates(cast, b, rows, negatives, profiles, config, check)
-        for b, rows in samples.items()
+        b: _block_updates(cast, b, rows, profiles, config, check) for b, rows in samples.items()
     }
-    contrasted = any(neg for us in updates.values() for _, neg in us)
-    rows_per_update = config.rows_per_update * (2 if contrasted else 1)
-    plan = _plan(updates, max(1, config.batch_size // rows_per_update))
+    plan = _plan(updates, max(1, config.batch_size // config.rows_per_update))
     house = cast.house.id if cast.house is not None and cast.house.id not in updates else None
     neeko.set_trainable(list(updates))
     optimizer = torch.optim.AdamW(
@@ -211,31 +182,27 @@ def train_blocks(
     device = next(cast.model.parameters()).device
     pad_id = cast.tokenizer.pad_token_id
     total = len(plan)
-    report = TrainReport(samples=sum(len(u) for us in updates.values() for u, _ in us))
+    report = TrainReport(samples=sum(len(u) for us in updates.values() for u in us))
     smoothed: dict[str, float] = {}
     started = time.perf_counter()
     bar = tqdm(total=total, disable=not show_progress, unit="step", desc="training")
     try:
         for step, blocks in enumerate(plan, 1):
             parts = [updates[b][done[b]] for b in blocks]
-            examples = [e for own, neg in parts for e in own + neg]
-            owners = [b for b, (own, neg) in zip(blocks, parts) for _ in own + neg]
+            examples = [e for part in parts for e in part]
+            owners = [b for b, part in zip(blocks, parts) for _ in part]
             ids, mask, labels = pad_batch(examples, pad_id, device)
             lengths = mask.sum(dim=1).tolist()
             routing = neeko.owned_routing(owners, lengths, ids.shape[1], house)
             optimizer.zero_grad(set_to_none=True)
             with neeko.routed(routing), per_row(cast.model, lengths):
                 nll, count = reply_nll(cast.model, ids, mask, labels)
-            losses, terms, first = [], [], 0
-            for own, neg in parts:  # each block's own mean: its step size is its own
-                loss = _mean(nll, count, first, len(own))
-                losses.append(loss)
-                if neg:  # other characters' replies: at least the margin less likely
-                    gap = _mean(nll, count, first + len(own), len(neg)) - loss
-                    loss = loss + config.contrast * torch.relu(config.contrast_margin - gap)
-                terms.append(loss)
-                first += len(own) + len(neg)
-            sum(terms).backward()
+            losses, first = [], 0
+            for part in parts:  # each block's own mean: its step size is its own
+                rows = slice(first, first + len(part))
+                losses.append(nll[rows].sum() / count[rows].sum().clamp(min=1))
+                first += len(part)
+            sum(losses).backward()
             for b in blocks:
                 group[b]["lr"] = config.learning_rate * (1.0 - done[b] / len(updates[b]))
                 done[b] += 1
@@ -257,9 +224,3 @@ def train_blocks(
     report.seconds = time.perf_counter() - started
     report.final_loss = smoothed
     return report
-
-
-def _mean(nll: torch.Tensor, count: torch.Tensor, first: int, rows: int) -> torch.Tensor:
-    """The mean loss a token over `rows` rows from `first` on."""
-    part = slice(first, first + rows)
-    return nll[part].sum() / count[part].sum().clamp(min=1)
