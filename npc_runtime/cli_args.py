@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--house",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="a house block every NPC speaks through beside its own, trained first on all "
-        "characters (default: off)",
+        "characters (default: on; --no-house for character blocks alone)",
     )
     p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])

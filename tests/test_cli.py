@@ -26,6 +26,7 @@ def cli_cast(tmp_path_factory, tiny_base, village_data):
             str(tiny_base),
             "--characters",
             "brann,pip,zef",
+            "--no-house",
             *FAST,
         ]
     )
@@ -50,7 +51,7 @@ def test_train_list_show(cli_cast, capsys):
 def test_train_with_a_house(tmp_path, tiny_base, village_data, capsys):
     out = tmp_path / "cast"
     train = ["train", "--data", str(village_data), "--base", str(tiny_base), *FAST]
-    assert main([*train, "--out", str(out), "--characters", "pip,zef", "--house"]) == 0
+    assert main([*train, "--out", str(out), "--characters", "pip,zef"]) == 0  # the default
     assert "2 blocks and a house block" in capsys.readouterr().out
     assert json.loads((out / "cast.json").read_text())["house"]["file"].startswith("blocks/_house-")
     rows = _json(capsys, ["npc", "list", str(out), "--json"])
@@ -95,7 +96,7 @@ def test_fusion_expansion_export_remove(cli_cast, capsys, tmp_path, village_data
 
 def test_train_never_replaces_a_cast_without_force(tmp_path, tiny_base, village_data, capsys):
     out = tmp_path / "cast"
-    train = ["train", "--data", str(village_data), "--base", str(tiny_base), *FAST]
+    train = ["train", "--data", str(village_data), "--base", str(tiny_base), "--no-house", *FAST]
     assert main([*train, "--out", str(out), "--characters", "pip"]) == 0
     assert main(["npc", "add", str(out), "--profile", f"{ASSETS}/bard.toml"]) == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
