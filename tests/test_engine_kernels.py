@@ -190,9 +190,11 @@ def test_blocks_train_over_quantized_weights(quantized):
 def test_quantized_rows_batched_equal_the_rows_alone(quantized):
     """What holds for int8 and int4 (bfloat16 activations): a decode row's logits are the
     same whether it shares its step with other NPCs' rows or not, to one bfloat16 rounding
-    step (2^-8) of their scale: a batched matmul may round its bfloat16 activations
-    differently from a one-row one. (1e-3 held for blocks trained two steps; with blocks
-    trained eight, int8 rows differed by 2.7e-3 of the scale.)"""
+    step at their scale (the spacing of bfloat16 numbers at the largest logit, 2^-8 of a
+    power of two): a batched matmul may round its bfloat16 activations differently from a
+    one-row one, and the kernel's bfloat16 output then differs by one step. (A bound of
+    2^-8 times the largest logit, below one step when that logit is not a power of two,
+    failed on a Zen 4 CPU: 0.0039, one step, at a largest logit of 0.75.)"""
     _, int8_cast = quantized
     npcs = ["brann", "marla", "pip"]
     ids = _ids(int8_cast)
@@ -216,7 +218,8 @@ def test_quantized_rows_batched_equal_the_rows_alone(quantized):
     together = decode(list(zip(npcs, prompts)))
     for i, row in enumerate(zip(npcs, prompts)):
         alone = decode([row])[0]
-        assert (together[i] - alone).abs().max() <= 2**-8 * alone.abs().max()
+        step = 2.0 ** (torch.floor(torch.log2(alone.abs().max())) - 7)
+        assert (together[i] - alone).abs().max() <= step
 
 
 @pytest.mark.parametrize("rows", [(64, 64), (32, 32), (96, 32), (16, 48, 64)])
