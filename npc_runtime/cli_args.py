@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="pre-tune a new cast: one block per character")
+    p = sub.add_parser("train", help="pre-tune a new cast: a block per character and a house")
     p.add_argument("--data", required=True, help="folder with train.jsonl and profiles.jsonl")
     p.add_argument("--out", required=True, help="cast folder to write (a new or empty one)")
     p.add_argument("--force", action="store_true", help="replace the cast already at --out")
