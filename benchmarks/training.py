@@ -3,6 +3,7 @@
     python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
         [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--house off,on] [--dev 12]
         [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj] [--bare-profiles]
+        [--peft-loop]
 
 Trains, from the same base (the embedded model unless --base) and the same samples:
 one shared LoRA of the cast's total rank (batches of --batch-size rows, one update per
@@ -15,6 +16,12 @@ system, the training seconds and their ratio to the shared LoRA's (target of iss
 at most 1.1x), the optimiser steps, held-out perplexity of each character's dev replies
 under its own block (or the shared LoRA), and how much worse a wrong character's block
 does (mean ratio; target 1.3x).
+
+--peft-loop adds the peer of issue 14: one peft LoRA of the cast's total rank (same
+targets and alpha/rank) trained by a plain loop, one sample a step (batch 1, AdamW at
+lr 2e-4, the same epochs, the same prompts), then merged into the base and scored like
+the others. With `npc-runtime train`'s defaults (--epochs 2 --block-batch 1 --house on)
+the cast should be at least as good as it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import sys
 import time
 from dataclasses import replace
@@ -39,6 +47,8 @@ from npc_runtime.neeko import Cast, GateConfig, LoraConfig  # noqa: E402
 from npc_runtime.neeko.cast import HOUSE  # noqa: E402
 from npc_runtime.neeko.config import DEFAULT_TARGETS  # noqa: E402
 from npc_runtime.neeko.data import read_profiles, read_samples  # noqa: E402
+from npc_runtime.neeko.loss import pad_batch, reply_nll  # noqa: E402
+from npc_runtime.neeko.prompt import PromptEncoder  # noqa: E402
 from npc_runtime.neeko.train import TrainConfig, train_blocks  # noqa: E402
 from npc_runtime.neeko.tuning import train_house  # noqa: E402
 
@@ -62,6 +72,11 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rank", type=int, default=LoraConfig().rank, help="rank a block")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="LoRA target modules")
+    parser.add_argument(
+        "--peft-loop",
+        action="store_true",
+        help="also train one peft LoRA of the total rank, batch 1, lr 2e-4 (issue 14's peer)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -122,6 +137,15 @@ def main() -> None:
     shared_ppl = mean_perplexity(score(shared, dict.fromkeys(chars, route)))
     _row("shared LoRA", shared_s, shared_s, report.steps, shared_ppl, "-")
 
+    if args.peft_loop:
+        base = load_base(args.base, dtype=resolve_dtype("auto", training=True))
+        started = time.perf_counter()
+        steps = _peft_loop(base, lora, len(chars), train, profiles, config, lr=2e-4)
+        seconds = time.perf_counter() - started
+        merged = Cast(base, lora, GateConfig())  # no blocks: the merged weights alone
+        ppl = mean_perplexity(score(merged, dict.fromkeys(chars)))
+        _row("peft loop, batch 1", seconds, shared_s, steps, ppl, "-")
+
     houses = [{"off": False, "on": True}[v.strip()] for v in args.house.split(",")]
     # Character blocks may train under bare profiles (the name only), so that the block,
     # not the prompt, has to carry who speaks; scoring always prompts the full profile.
@@ -162,6 +186,51 @@ def main() -> None:
                 mean_perplexity(mine),
                 ratio,
             )
+
+
+def _peft_loop(base, lora, characters: int, train, profiles, config, lr: float) -> int:
+    """Train one peft LoRA of `characters` blocks' rank on every sample, one a step, the
+    samples shuffled each epoch; merge it into base.model and return the steps taken."""
+    from peft import LoraConfig as PeftConfig
+    from peft import get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in base.model.named_modules()}
+    rank = lora.rank * characters
+    peft = get_peft_model(
+        base.model,
+        PeftConfig(
+            r=rank,
+            lora_alpha=lora.scaling * rank,
+            lora_dropout=0.0,
+            target_modules=[t for t in lora.target_modules if t in names],
+        ),
+    )
+    prompts = PromptEncoder(base.tokenizer, config.max_length)
+    examples = [
+        prompts.example(profiles[c], s.context[-config.max_context_turns :], s.reply)
+        for c, samples in train.items()
+        for s in samples
+    ]
+    order = random.Random(config.seed)
+    params = [p for p in peft.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    peft.train()
+    steps = 0
+    for epoch in range(math.ceil(config.epochs)):
+        picks = list(range(len(examples)))
+        order.shuffle(picks)
+        if epoch + 1 > config.epochs:  # a fractional last epoch
+            picks = picks[: round(len(picks) * (config.epochs - epoch))]
+        for i in picks:
+            ids, mask, labels = pad_batch([examples[i]], base.tokenizer.pad_token_id, "cpu")
+            nll, count = reply_nll(peft, ids, mask, labels)
+            (nll.sum() / count.sum()).backward()
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            steps += 1
+    base.model = peft.merge_and_unload().eval()
+    base.model.requires_grad_(False)
+    return steps
 
 
 def _row(name: str, seconds: float, shared: float, steps: int, ppl: float, ratio: str) -> None:
