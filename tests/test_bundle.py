@@ -54,7 +54,8 @@ def test_the_bundle_serves_with_no_python_installed(bundle, tmp_path):
         line = daemon.stdout.readline()
         assert line, daemon.stderr.read()
         ready = json.loads(line)
-        assert ready["event"] == "ready" and ready["npc_count"] == 3
+        assert ready["event"] == "ready", (ready, daemon.stderr.read() if daemon.poll() else "")
+        assert ready["npc_count"] == 3
         with NpcClient(f"127.0.0.1:{ready['port']}") as client:
             final = client.say("brann", "Morning!", session_id="b1", sampling={"max_tokens": 4})
             assert final.stored

@@ -9,6 +9,7 @@ from npc_runtime import load_cast
 from npc_runtime.demo import ASSETS
 from npc_runtime.evaluation.perplexity import mean_perplexity, score_samples
 from npc_runtime.neeko.data import read_profiles, read_samples
+from npc_runtime.neeko.encoder import RoleEncoder
 from npc_runtime.neeko.profile import load_profile
 from npc_runtime.neeko.prompt import Turn
 from npc_runtime.speak import GREEDY, reply
@@ -59,3 +60,11 @@ def test_block_and_fused_npcs_speak(village):
         assert reply(village, "lyra", scene, greedy)
     finally:
         village.remove_npc("lyra")
+
+
+def test_the_models_keep_their_own_layers_not_hub_kernels(village):
+    # transformers 5.x kernelizes from the model hub by default; the runtime opts out,
+    # for the language model and for the role encoder alike.
+    encoder = RoleEncoder()._model
+    for model in [village.model, *(m for m in encoder.modules() if hasattr(m, "config"))]:
+        assert not getattr(model, "use_kernels", False)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base_model import NO_HUB_KERNELS
+
 DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2"
 
 
@@ -35,7 +37,9 @@ class RoleEncoder:
         if not folder.is_dir():
             raise EncoderError(f"role encoder folder not found: {folder}")
         self.name = DEFAULT_ENCODER_NAME if path is None else folder.name
-        self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        self._model = SentenceTransformer(
+            str(folder), device=device, local_files_only=True, model_kwargs=NO_HUB_KERNELS
+        )
         dim = (
             getattr(self._model, "get_embedding_dimension", None)
             or self._model.get_sentence_embedding_dimension
