@@ -7,6 +7,7 @@ their prompt sit in higher slots until they join.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,9 @@ class TransformersRunner:
     def __init__(self, cast: Cast):
         self.cast = cast
         self.caches: dict[int, object] = {}
+        # transformers 5.x calls the KV cache `cache` (`past_key_values` is deprecated)
+        forward = inspect.signature(cast.model.forward).parameters
+        self._cache = "cache" if "cache" in forward else "past_key_values"
 
     def forward(self, decode: list[Segment], prefill: list[Segment]) -> torch.Tensor:
         neeko = self.cast.neeko
@@ -72,11 +76,11 @@ class TransformersRunner:
             with neeko.routed(neeko.routing([dict(seg.blend)])):
                 result = self.cast.model(
                     input_ids=ids,
-                    past_key_values=self.caches.get(seg.slot),
+                    **{self._cache: self.caches.get(seg.slot)},
                     use_cache=True,
                     logits_to_keep=1,
                 )
-            self.caches[seg.slot] = result.past_key_values
+            self.caches[seg.slot] = getattr(result, self._cache)
             if seg.logits:
                 out.append(result.logits[0, -1].float())
         return torch.stack(out) if out else torch.empty(0)
