@@ -45,11 +45,11 @@ from npc_runtime.base_model import load_base, resolve_dtype  # noqa: E402
 from npc_runtime.evaluation.perplexity import mean_perplexity, score_samples  # noqa: E402
 from npc_runtime.neeko import Cast, GateConfig, LoraConfig  # noqa: E402
 from npc_runtime.neeko.cast import HOUSE  # noqa: E402
-from npc_runtime.neeko.config import DEFAULT_TARGETS  # noqa: E402
+from npc_runtime.neeko.config import DEFAULT_TARGETS, TrainConfig  # noqa: E402
 from npc_runtime.neeko.data import read_profiles, read_samples  # noqa: E402
 from npc_runtime.neeko.loss import pad_batch, reply_nll  # noqa: E402
 from npc_runtime.neeko.prompt import PromptEncoder  # noqa: E402
-from npc_runtime.neeko.train import TrainConfig, train_blocks  # noqa: E402
+from npc_runtime.neeko.train import train_blocks  # noqa: E402
 from npc_runtime.neeko.tuning import train_house  # noqa: E402
 
 

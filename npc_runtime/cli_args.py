@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .base_model import DTYPES
-from .neeko.config import DEFAULT_TARGETS
+from .neeko.config import DEFAULT_TARGETS, TrainConfig
 
 
 def _dtype_arg(p: argparse.ArgumentParser) -> None:
@@ -29,26 +29,42 @@ def _cast_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    d = TrainConfig()  # the defaults live there, for the API and the command line alike
     p.add_argument(
-        "--batch-size", type=int, default=8, help="rows per forward pass, of any characters"
+        "--epochs", type=float, default=d.epochs, help=f"passes over the records ({d.epochs:g})"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=d.learning_rate,
+        help=f"learning rate (default {d.learning_rate:g})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"rows per forward pass, of any characters (default {d.batch_size})",
     )
     p.add_argument(
         "--block-batch-size",
         type=int,
-        default=1,
-        help="rows of one character per update of its block (default 1)",
+        default=d.block_batch_size,
+        help=f"rows of one character per update of its block (default {d.block_batch_size})",
     )
-    p.add_argument("--max-length", type=int, default=384, help="tokens per example")
-    p.add_argument("--max-context", type=int, default=4, help="context turns per example")
+    p.add_argument(
+        "--max-length", type=int, default=d.max_length, help=f"tokens per example ({d.max_length})"
+    )
+    p.add_argument(
+        "--max-context",
+        type=int,
+        default=d.max_context_turns,
+        help=f"context turns per example ({d.max_context_turns})",
+    )
     p.add_argument("--max-samples", type=int, help="at most this many records per character")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d.seed)
 
 
-def train_config(args):
-    from .neeko.train import TrainConfig
-
+def train_config(args) -> TrainConfig:
     return TrainConfig(
         epochs=args.epochs,
         learning_rate=args.lr,

@@ -77,7 +77,7 @@ def new_cast(tiny_base):
 @pytest.fixture(scope="session")
 def trained_cast_dir(tmp_path_factory, tiny_base) -> Path:
     """A small cast pre-tuned on three village characters, saved once per session."""
-    from npc_runtime.neeko.train import TrainConfig
+    from npc_runtime.neeko.config import TrainConfig
     from npc_runtime.neeko.tuning import pretune
 
     cast, _ = pretune(

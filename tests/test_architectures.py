@@ -195,7 +195,7 @@ def test_the_peft_export_gives_the_same_logits(cast, tmp_path):
 def test_expansion_trains_a_block_and_leaves_the_others_bitwise(cast, village_data):
     """Expansion on this family: the new block learns (its B is no longer zero) and every
     old block's tensors, and an old NPC's logits, stay bitwise the same."""
-    from npc_runtime.neeko.train import TrainConfig
+    from npc_runtime.neeko.config import TrainConfig
     from npc_runtime.neeko.tuning import expand
 
     old = {b: {k: v.clone() for k, v in cast.neeko.block_state(b).items()}

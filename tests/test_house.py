@@ -21,11 +21,11 @@ from transformers import AutoModelForCausalLM
 
 from npc_runtime import load_cast
 from npc_runtime.neeko.cast import HOUSE, CastError
+from npc_runtime.neeko.config import TrainConfig
 from npc_runtime.neeko.export import export_peft
 from npc_runtime.neeko.profile import ProfileError, profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 from npc_runtime.neeko.store import verify_cast
-from npc_runtime.neeko.train import TrainConfig
 from npc_runtime.neeko.tuning import expand, pretune
 from npc_runtime.speak import GREEDY, reply
 

@@ -7,9 +7,10 @@ import torch
 
 from npc_runtime import load_cast
 from npc_runtime.neeko.cast import HOUSE
+from npc_runtime.neeko.config import TrainConfig
 from npc_runtime.neeko.data import read_profiles, read_samples
 from npc_runtime.neeko.prompt import Turn
-from npc_runtime.neeko.train import TrainConfig, train_blocks
+from npc_runtime.neeko.train import train_blocks
 from npc_runtime.neeko.tuning import expand
 from npc_runtime.speak import GREEDY, reply
 

@@ -22,12 +22,12 @@ from pathlib import Path
 from ..base_model import load_base, resolve_dtype
 from ..engine import Voice
 from ..neeko.cast import HOUSE, Cast
-from ..neeko.config import GateConfig, LoraConfig
+from ..neeko.config import GateConfig, LoraConfig, TrainConfig
 from ..neeko.data import Sample, read_profiles, read_samples
 from ..neeko.layer import Routing
 from ..neeko.profile import NpcProfile
 from ..neeko.prompt import transcript_turns
-from ..neeko.train import TrainConfig, selected, train_blocks
+from ..neeko.train import selected, train_blocks
 from ..neeko.tuning import expand_from_samples, pretune
 from ..speak import GREEDY, LocalEngine
 from .attribution import StyleClassifier

@@ -1,4 +1,6 @@
-"""The shape of a cast's LoRA: shared by every block, fixed when the cast is created."""
+"""The shape of a cast's LoRA (shared by every block, fixed when the cast is created), its
+gate, and how blocks train: plain settings, no torch, so the command line reads its
+defaults from here."""
 
 from __future__ import annotations
 
@@ -61,3 +63,26 @@ class GateConfig:
             raise ValueError(f"gate temperature must be positive, got {self.temperature}")
         if self.top_k < 1:
             raise ValueError(f"gate top_k must be at least 1, got {self.top_k}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 2.0
+    learning_rate: float = 5e-4
+    batch_size: int = 8  # rows per forward pass, of any characters
+    block_batch_size: int = 1  # rows of one character per update of its block (<= batch_size)
+    weight_decay: float = 0.01
+    max_length: int = 384
+    max_context_turns: int = 4
+    max_samples_per_character: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("epochs, batch size and learning rate must be positive")
+        if self.block_batch_size < 1:
+            raise ValueError("block batch size must be positive")
+
+    @property
+    def rows_per_update(self) -> int:
+        return min(self.block_batch_size, self.batch_size)

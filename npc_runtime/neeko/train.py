@@ -35,34 +35,12 @@ from tqdm.auto import tqdm
 
 from .attention import per_row
 from .cast import Cast
+from .config import TrainConfig
 from .data import Sample
 from .loss import pad_batch, reply_nll
 from .profile import NpcProfile
 
 Example = tuple[list[int], list[int]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: float = 2.0
-    learning_rate: float = 5e-4
-    batch_size: int = 8  # rows per forward pass, of any characters
-    block_batch_size: int = 1  # rows of one character per update of its block (<= batch_size)
-    weight_decay: float = 0.01
-    max_length: int = 384
-    max_context_turns: int = 4
-    max_samples_per_character: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("epochs, batch size and learning rate must be positive")
-        if self.block_batch_size < 1:
-            raise ValueError("block batch size must be positive")
-
-    @property
-    def rows_per_update(self) -> int:
-        return min(self.block_batch_size, self.batch_size)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import torch
 
 from ..base_model import load_base, resolve_dtype
 from .cast import HOUSE, Cast, CastError
-from .config import GateConfig, LoraConfig
+from .config import GateConfig, LoraConfig, TrainConfig
 from .data import DataError, Sample, read_profiles, read_samples
 from .profile import NpcProfile
-from .train import Progress, TrainConfig, TrainReport, selected, train_blocks
+from .train import Progress, TrainReport, selected, train_blocks
 
 
 def pretune(

@@ -11,11 +11,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..engine.api import Action, EngineError, SamplingParams
 from ..neeko.cast import KIND_BLOCK, Npc
+from ..neeko.config import TrainConfig
 from ..neeko.data import DataError, Sample, sample_from_dict
 from ..neeko.lore import LoreBook
 from ..neeko.names import name_problem
 from ..neeko.profile import NpcProfile, ProfileError, profile_from_dict, validate_id
-from ..neeko.train import TrainConfig
 from ..sessions import PLAYER, SessionSummary, StoredTurn
 from ..v1 import npc_runtime_pb2 as pb
 from .errors import invalid

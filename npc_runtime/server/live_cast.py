@@ -27,9 +27,10 @@ from typing import TypeVar
 import numpy as np
 
 from ..neeko.cast import KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
+from ..neeko.config import TrainConfig
 from ..neeko.names import same_name
 from ..neeko.profile import NpcProfile
-from ..neeko.train import Progress, TrainConfig, TrainReport, train_blocks
+from ..neeko.train import Progress, TrainReport, train_blocks
 from .errors import ServiceError, from_os_error, not_found, precondition
 
 T = TypeVar("T")
