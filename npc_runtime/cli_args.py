@@ -28,53 +28,30 @@ def _cast_args(p: argparse.ArgumentParser) -> None:
     _dtype_arg(p)
 
 
+# The training options: (flag, TrainConfig field, type, help). Their defaults are
+# TrainConfig's own, for the API and the command line alike.
+_TRAIN_OPTIONS = [
+    ("--epochs", "epochs", float, "passes over the records"),
+    ("--lr", "learning_rate", float, "learning rate"),
+    ("--batch-size", "batch_size", int, "rows per forward pass, of any characters"),
+    ("--block-batch-size", "block_batch_size", int, "rows of one character per block update"),
+    ("--max-length", "max_length", int, "tokens per example"),
+    ("--max-context", "max_context_turns", int, "context turns per example"),
+    ("--seed", "seed", int, "random seed"),
+]
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()  # the defaults live there, for the API and the command line alike
-    p.add_argument(
-        "--epochs", type=float, default=d.epochs, help=f"passes over the records ({d.epochs:g})"
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=d.learning_rate,
-        help=f"learning rate (default {d.learning_rate:g})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help=f"rows per forward pass, of any characters (default {d.batch_size})",
-    )
-    p.add_argument(
-        "--block-batch-size",
-        type=int,
-        default=d.block_batch_size,
-        help=f"rows of one character per update of its block (default {d.block_batch_size})",
-    )
-    p.add_argument(
-        "--max-length", type=int, default=d.max_length, help=f"tokens per example ({d.max_length})"
-    )
-    p.add_argument(
-        "--max-context",
-        type=int,
-        default=d.max_context_turns,
-        help=f"context turns per example ({d.max_context_turns})",
-    )
+    defaults = TrainConfig()
+    for flag, name, kind, text in _TRAIN_OPTIONS:
+        default = getattr(defaults, name)
+        p.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
     p.add_argument("--max-samples", type=int, help="at most this many records per character")
-    p.add_argument("--seed", type=int, default=d.seed)
 
 
 def train_config(args) -> TrainConfig:
-    return TrainConfig(
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        block_batch_size=args.block_batch_size,
-        max_length=args.max_length,
-        max_context_turns=args.max_context,
-        max_samples_per_character=args.max_samples,
-        seed=args.seed,
-    )
+    values = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, *_ in _TRAIN_OPTIONS}
+    return TrainConfig(**values, max_samples_per_character=args.max_samples)
 
 
 def build_parser() -> argparse.ArgumentParser:
