@@ -68,7 +68,7 @@ class GateConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: float = 2.0
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3  # village, house cast: dev ppl 27.02 vs 27.85 at 5e-4
     batch_size: int = 8  # rows per forward pass, of any characters
     block_batch_size: int = 1  # rows of one character per update of its block (<= batch_size)
     weight_decay: float = 0.01
