@@ -1079,7 +1079,7 @@ namespace NpcRuntime
         /// </summary>
         public double? Epochs = null;
         /// <summary>
-        /// In (0, 0.1] (default 5e-4).
+        /// In (0, 0.1] (default 1e-3).
         /// </summary>
         public double? LearningRate = null;
         /// <summary>
