@@ -45,12 +45,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     for flag, name, kind, text in _TRAIN_OPTIONS:
         default = getattr(defaults, name)
-        p.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
+        p.add_argument(
+            flag, dest=name, type=kind, default=default, help=f"{text} (default {default:g})"
+        )
     p.add_argument("--max-samples", type=int, help="at most this many records per character")
 
 
 def train_config(args) -> TrainConfig:
-    values = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, *_ in _TRAIN_OPTIONS}
+    values = {name: getattr(args, name) for _, name, *_ in _TRAIN_OPTIONS}
     return TrainConfig(**values, max_samples_per_character=args.max_samples)
 
 

@@ -67,6 +67,9 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How `train_blocks` trains: the defaults of `npc-runtime train`, `expand` and the
+    daemon's training requests alike."""
+
     epochs: float = 2.0
     learning_rate: float = 1e-3  # village, house cast: dev ppl 27.02 vs 27.85 at 5e-4
     batch_size: int = 8  # rows per forward pass, of any characters
