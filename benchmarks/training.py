@@ -1,7 +1,7 @@
 """Pre-tuning a cast vs one shared LoRA: training time, and what the blocks learn.
 
     python benchmarks/training.py [--data ../shared/data/shakespeare] [--characters 8]
-        [--samples 24] [--epochs 1] [--block-batch 1,2,8] [--house off,on] [--dev 12]
+        [--samples 24] [--epochs 1] [--lr 1e-3] [--block-batch 1,2,8] [--house off,on] [--dev 12]
         [--rank 8] [--targets q_proj,k_proj,v_proj,qkv_proj,o_proj] [--bare-profiles]
         [--peft-loop]
 
@@ -62,6 +62,12 @@ def main() -> None:
     parser.add_argument("--dev", type=int, default=12, help="dev replies a character")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=TrainConfig.learning_rate,
+        help="the shared LoRA's and the blocks' learning rate (the peft loop keeps 2e-4)",
+    )
     parser.add_argument("--block-batch", default="1,2,8")
     parser.add_argument("--house", default="off,on", help="off, on, or both (off,on)")
     parser.add_argument(
@@ -88,13 +94,14 @@ def main() -> None:
     dev = [s for c in chars for s in dev_all.get(c, [])[: args.dev]]
     config = TrainConfig(
         epochs=args.epochs,
+        learning_rate=args.lr,
         batch_size=args.batch_size,
         max_length=args.max_length,
     )
     lora = LoraConfig(rank=args.rank, target_modules=tuple(args.targets.split(",")))
     print(
         f"{len(chars)} characters, {args.samples} replies each, {args.epochs:g} epoch(s), "
-        f"batch {args.batch_size}, rank {lora.rank} a block on {args.targets}; "
+        f"batch {args.batch_size}, lr {args.lr:g}, rank {lora.rank} a block on {args.targets}; "
         f"{len(dev)} dev replies; "
         f"{torch.get_num_threads()} threads"
     )
