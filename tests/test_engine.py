@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import torch
 
 from npc_runtime import load_cast
 from npc_runtime.engine import (
@@ -16,6 +17,7 @@ from npc_runtime.engine import (
     SamplingParams,
     TokenDelta,
 )
+from npc_runtime.engine.threads import matmul_flops_per_token
 from npc_runtime.neeko.profile import profile_from_dict
 from npc_runtime.neeko.prompt import Turn
 
@@ -194,3 +196,30 @@ def test_run_exclusive_changes_the_cast_under_a_running_engine(trained_cast_dir)
     npc, sung, before, after = run(cast, EngineConfig(), body)
     assert npc.kind == "fused" and sung.finish_reason == "length"
     assert before.text == after.text  # removing a block renumbers the others: same voice
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one thread: nothing to choose")
+def test_light_steps_compute_on_one_thread_and_heavy_ones_on_all(cast):
+    """A prompt's step is heavy and each next token light under this threshold; what runs
+    between steps (run_exclusive) gets every thread back."""
+    per_token = matmul_flops_per_token(cast.model)
+    config = EngineConfig(light_step_flops=per_token * 2, cache_budget_bytes=0)
+    seen: list[tuple[int, int]] = []
+
+    async def body(engine):
+        forward = engine.runner.forward
+
+        def recording(decode, prefill):
+            tokens = sum(len(s.tokens) for s in decode + prefill)
+            seen.append((tokens, torch.get_num_threads()))
+            return forward(decode, prefill)
+
+        engine.runner.forward = recording
+        final(await collect(engine, request("t", sampling=SamplingParams(max_tokens=6))))
+        return await engine.run_exclusive(torch.get_num_threads)
+
+    most = torch.get_num_threads()
+    between = run(cast, config, body)
+    assert seen[0][0] > 2 and seen[0][1] == most
+    assert len(seen) > 2 and all(threads == 1 for tokens, threads in seen[1:] if tokens == 1)
+    assert between == most

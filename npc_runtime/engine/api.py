@@ -160,8 +160,10 @@ class EngineConfig:
     stream's next token plus a chunk of new prompts), so a long new prompt delays running
     streams by one such step at a time; with nothing streaming, prompts go in chunks of
     prefill_chunk. cache_budget_bytes is the prefix cache's share of memory (0 turns it
-    off). backend 'auto' picks the engine's own forward for Llama-family models and plain
-    transformers for any other architecture. kernel names the CPU matmul kernel; one that
+    off). Steps whose matmul work is under light_step_flops compute on one thread, the
+    rest on all of torch's threads (see engine/threads.py; 0: always all). backend 'auto'
+    picks the engine's own forward for Llama-family models and plain transformers for any
+    other architecture. kernel names the CPU matmul kernel; one that
     cannot run here is replaced by one that can (logged), never a crash.
     """
 
@@ -172,6 +174,7 @@ class EngineConfig:
     step_tokens: int = 128
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
+    light_step_flops: float = 1e9
     backend: Literal["auto", "llama", "transformers"] = "auto"
     # The projections' matmul kernel on CPU (see engine/kernels.py): 'auto' takes the
     # fastest that runs on this CPU for the weights' dtype; 'plain' keeps no packed copy.
@@ -182,5 +185,7 @@ class EngineConfig:
             raise ValueError("max_active must be at least 1 and max_queued at least 0")
         if self.step_tokens <= self.max_active:
             raise ValueError("step_tokens must exceed max_active (room for prompt chunks)")
+        if self.light_step_flops < 0:
+            raise ValueError("light_step_flops must be at least 0")
         if self.prefill_chunk < 1 or self.max_context < 16 or self.cache_budget_bytes < 0:
             raise ValueError("prefill_chunk, max_context and cache_budget_bytes out of range")

@@ -58,6 +58,7 @@ from .api import (
 )
 from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
+from .threads import StepThreads, matmul_flops_per_token
 
 log = logging.getLogger(__name__)
 ROOM_FOR_A_LINE = 64  # tokens a profile must leave for the player's line
@@ -107,6 +108,11 @@ class Engine:
             stop_token_ids(cast.tokenizer),
             cast.model.get_output_embeddings().out_features,
             self.device,
+            StepThreads(
+                torch.get_num_threads(),
+                matmul_flops_per_token(cast.model),
+                self.config.light_step_flops,
+            ),
         )
         self._lock = threading.Lock()
         self._inbox: deque[tuple[str, Any]] = deque()
@@ -121,7 +127,6 @@ class Engine:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._threads = torch.get_num_threads()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="npc-engine", daemon=True)
         self._thread.start()
@@ -317,6 +322,7 @@ class Engine:
                 self._exclusive(*payload)
 
     def _exclusive(self, fn: Callable[[], Any], future: asyncio.Future) -> None:
+        self.scheduler.threads.all()
         try:
             result, error = fn(), None
         except BaseException as exc:  # handed to the caller, whatever it is
@@ -340,7 +346,7 @@ class Engine:
 
     def _run(self) -> None:
         # OpenMP's thread count is per thread: a new thread would compute on one core.
-        torch.set_num_threads(self._threads)
+        self.scheduler.threads.all()
         self.scheduler.set_versions(block_versions(self.cast))
         while True:
             self._drain_inbox()

@@ -22,6 +22,7 @@ from .prefix_cache import PrefixCache
 from .runner import Blend, Runner, Segment
 from .sampling import RowSampler, sample
 from .text import TextStream
+from .threads import StepThreads
 
 
 @dataclass(eq=False)
@@ -58,6 +59,7 @@ class Scheduler:
         stop_ids: list[int],
         vocab: int,
         device: torch.device,
+        threads: StepThreads | None = None,
     ):
         self.runner = runner
         self.tokenizer = tokenizer
@@ -75,6 +77,7 @@ class Scheduler:
         self.outbox: list[tuple[object, TokenDelta | FinalResult]] = []
         self.steps = 0
         self.grammars = Grammars(tokenizer)
+        self.threads = threads or StepThreads(torch.get_num_threads(), 0, 0)  # all, always
 
     @property
     def busy(self) -> bool:
@@ -143,6 +146,7 @@ class Scheduler:
             chunk = tuple(seq.todo[:n])
             prefill.append(Segment(seq.slot, seq.pos, chunk, seq.blend, n == len(seq.todo)))
             budget -= n
+        self.threads.fit(sum(len(s.tokens) for s in decode + prefill))
         logits = self.runner.forward(decode, prefill)
         self.steps += 1
         for seq in self.decoding:
