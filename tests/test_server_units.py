@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fuzz_settings import fuzz
+from hypothesis import given
+from hypothesis import strategies as st
 
 from npc_runtime.server.auth import AuthPolicy, is_loopback
 from npc_runtime.server.errors import ServiceError, from_store
@@ -141,6 +145,32 @@ def test_sentences_stream_out_as_they_complete():
     ]
     empty = SentenceSplitter()
     assert empty.feed("Done.") == [] and empty.finish("Done.") == [(0, "Done.")]
+
+
+def _sentences_by_rescanning(text: str) -> list[str]:
+    """The splitter's rule stated directly: search the whole rest of the text each time."""
+    out = []
+    while match := re.search(r"(?:[.!?…]+[\"'”’)\]]*\s+|\n+)", text):
+        out.append(text[: match.end()].strip())
+        text = text[match.end() :]
+    return [s for s in out + [text.strip()] if s]
+
+
+# Text dense in what decides a cut (end marks, closing quotes, spaces, line breaks) with
+# any other character between; cut into pieces the way tokens cut it.
+_DECIDING = st.sampled_from([*".!?…\"'”’)] \n\tab3", "é", "😀", "\u3000"])
+_TEXT = st.text(_DECIDING | st.characters())
+
+
+@fuzz(300)
+@given(text=_TEXT, cuts=st.lists(st.integers(0, 200), max_size=12))
+def test_sentences_do_not_depend_on_how_the_text_is_cut_into_tokens(text, cuts):
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    splitter = SentenceSplitter()
+    got = [s for a, b in zip(bounds, bounds[1:]) for s in splitter.feed(text[a:b])]
+    got += splitter.finish(text)
+    assert [i for i, _ in got] == list(range(len(got)))
+    assert [s for _, s in got] == _sentences_by_rescanning(text)
 
 
 def test_auth_rules():
