@@ -85,7 +85,7 @@ async def rates(address: str, npcs: int, tokens: int) -> tuple[float, float]:
             count = 0
             async for event in client.speak(f"npc{i}", "Hello!", session_id=f"{tag}{i}",
                                             sampling=sampling):  # fmt: skip
-                count += event.HasField("token")
+                count += len(event.token.token_ids)
             return count
 
         await one(0, "warm")

@@ -161,7 +161,10 @@ class EngineConfig:
     streams by one such step at a time; with nothing streaming, prompts go in chunks of
     prefill_chunk. cache_budget_bytes is the prefix cache's share of memory (0 turns it
     off). Steps whose matmul work is under light_step_flops compute on one thread, the
-    rest on all of torch's threads (see engine/threads.py; 0: always all). backend 'auto'
+    rest on all of torch's threads (see engine/threads.py; 0: always all). A reply's tokens
+    reach its stream at most every stream_interval_s seconds, as one delta (its first token
+    and its end at once): far below what a player can see, it spares a stream the per-event
+    work of every token (0: every step). backend 'auto'
     picks the engine's own forward for Llama-family models and plain transformers for any
     other architecture. kernel names the CPU matmul kernel; one that
     cannot run here is replaced by one that can (logged), never a crash.
@@ -175,6 +178,7 @@ class EngineConfig:
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
     light_step_flops: float = 1e9
+    stream_interval_s: float = 0.02
     backend: Literal["auto", "llama", "transformers"] = "auto"
     # The projections' matmul kernel on CPU (see engine/kernels.py): 'auto' takes the
     # fastest that runs on this CPU for the weights' dtype; 'plain' keeps no packed copy.
@@ -185,7 +189,7 @@ class EngineConfig:
             raise ValueError("max_active must be at least 1 and max_queued at least 0")
         if self.step_tokens <= self.max_active:
             raise ValueError("step_tokens must exceed max_active (room for prompt chunks)")
-        if self.light_step_flops < 0:
-            raise ValueError("light_step_flops must be at least 0")
+        if self.light_step_flops < 0 or not 0 <= self.stream_interval_s <= 1:
+            raise ValueError("light_step_flops must be at least 0, stream_interval_s in [0, 1]")
         if self.prefill_chunk < 1 or self.max_context < 16 or self.cache_budget_bytes < 0:
             raise ValueError("prefill_chunk, max_context and cache_budget_bytes out of range")

@@ -14,9 +14,11 @@ submit() builds the prompt (tokenising the scene: call it from a worker thread w
 other work must not wait) and raises EngineError: NOT_FOUND (no such NPC),
 INVALID_ARGUMENT (sampling out of range, or a profile longer than the context),
 ALREADY_EXISTS (that request_id is in flight), RESOURCE_EXHAUSTED (max_active + max_queued
-requests in flight), UNAVAILABLE (engine not started). The stream then yields a TokenDelta
-per generated token (its text may be empty while a character is incomplete or might begin
-a stop string) and ends with a FinalResult; the deltas' texts add up to the result's text.
+requests in flight), UNAVAILABLE (engine not started). The stream then yields TokenDeltas
+(a delta's text may be empty while a character is incomplete or might begin a stop string)
+and ends with a FinalResult; the deltas' texts add up to the result's text. A delta holds
+the tokens made since the reader last asked: one while it keeps up with the model, several
+when it falls behind (tickets.py says why).
 cancel() frees the request's capacity at once and its slot before the next decode step;
 its stream ends with finish_reason 'cancelled'. Leaving the stream early (break, aclose)
 cancels too. run_exclusive is how the cast may change under a running engine (register or
@@ -24,7 +26,8 @@ remove an NPC): caches that depend on the changed blocks are dropped, and reques
 blocks are gone end with finish_reason 'error'.
 
 One thread owns the model and runs the decode loop (torch releases the GIL in its kernels);
-results reach asyncio through one call_soon_threadsafe per step.
+results reach asyncio through one call_soon_threadsafe per handover (each step's, or
+every stream_interval_s while replies stream).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from .api import (
 from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
 from .threads import StepThreads, matmul_flops_per_token
+from .tickets import Ticket
 
 log = logging.getLogger(__name__)
 ROOM_FOR_A_LINE = 64  # tokens a profile must leave for the player's line
@@ -86,13 +90,6 @@ def block_versions(cast: Cast) -> dict[str, int]:
     return out
 
 
-class _Ticket:
-    def __init__(self, request_id: str):
-        self.request_id = request_id
-        self.queue: asyncio.Queue[TokenDelta | FinalResult] = asyncio.Queue()
-        self.done = False
-
-
 class Engine:
     def __init__(self, cast: Cast, config: EngineConfig | None = None):
         self.cast = cast
@@ -116,8 +113,9 @@ class Engine:
         )
         self._lock = threading.Lock()
         self._inbox: deque[tuple[str, Any]] = deque()
+        self._flushed = 0.0  # when the decode thread last handed results over
         self._wake = threading.Event()
-        self._inflight: dict[str, _Ticket] = {}
+        self._inflight: dict[str, Ticket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -235,7 +233,7 @@ class Engine:
             request.actions, request.action_choice, request.response_schema, request.sampling.stop
         )
         prompt, system_len, blend = self._prompt(request, grammar)
-        ticket = _Ticket(request.request_id)
+        ticket = Ticket(request.request_id)
         with self._lock:
             if request.request_id in self._inflight:
                 raise EngineError(
@@ -251,13 +249,13 @@ class Engine:
         self._post("submit", seq)
         return self._stream(ticket)
 
-    async def _stream(self, ticket: _Ticket) -> AsyncIterator[TokenDelta | FinalResult]:
+    async def _stream(self, ticket: Ticket) -> AsyncIterator[TokenDelta | FinalResult]:
         try:
             while True:
-                item = await ticket.queue.get()
-                yield item
-                if isinstance(item, FinalResult):
-                    return
+                for item in await ticket.take():
+                    yield item
+                    if isinstance(item, FinalResult):
+                        return
         finally:
             if not ticket.done:
                 self.cancel(ticket.request_id)
@@ -297,19 +295,29 @@ class Engine:
         self._inbox.append((kind, payload))
         self._wake.set()
 
-    def _deliver(self, items: list[tuple[_Ticket, TokenDelta | FinalResult]]) -> None:
+    def _deliver(self, items: list[tuple[Ticket, TokenDelta | FinalResult]]) -> None:
         for ticket, item in items:
             if isinstance(item, FinalResult):
                 ticket.done = True
                 with self._lock:
                     if self._inflight.get(ticket.request_id) is ticket:
                         del self._inflight[ticket.request_id]
-            ticket.queue.put_nowait(item)
+            ticket.put(item)
 
-    def _flush(self) -> None:
-        out, self.scheduler.outbox = self.scheduler.outbox, []
-        if out:
-            self._loop.call_soon_threadsafe(self._deliver, out)
+    def _flush(self, now: bool = False) -> None:
+        """Hand the outbox to the event loop: at once when a reply begins or ends (or
+        `now`), otherwise once stream_interval_s has passed since the last handover."""
+        out = self.scheduler.outbox
+        if not out:
+            return
+        clock = time.perf_counter()
+        due = now or clock - self._flushed >= self.config.stream_interval_s
+        if not due and all(t.opened and isinstance(i, TokenDelta) for t, i in out):
+            return
+        for ticket, _ in out:
+            ticket.opened = True
+        self.scheduler.outbox, self._flushed = [], clock
+        self._loop.call_soon_threadsafe(self._deliver, out)
 
     def _drain_inbox(self) -> None:
         while self._inbox:
@@ -353,7 +361,7 @@ class Engine:
             if self._stopping:
                 break
             if not self.scheduler.busy:
-                self._flush()
+                self._flush(now=True)
                 self._wake.wait()
                 self._wake.clear()
                 continue
@@ -367,4 +375,4 @@ class Engine:
             self._flush()
         for seq in self.scheduler.sequences():
             self.scheduler.finish(seq, "cancelled")
-        self._flush()
+        self._flush(now=True)

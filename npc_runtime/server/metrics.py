@@ -65,7 +65,7 @@ class Metrics:
         )
         self.inter_token = Histogram(
             "npc_runtime_inter_token_seconds",
-            "Between two token events of one Speak stream",
+            "Between two tokens of one Speak stream (a Token event of n tokens counts n)",
             buckets=_ITL_BUCKETS,
             registry=r,
         )

@@ -98,8 +98,10 @@ async def generate(
                 now = time.perf_counter()
                 if last_token is None:
                     metrics.ttft.observe(now - started)
-                else:
-                    metrics.inter_token.observe(now - last_token)
+                else:  # a delta of n tokens after a gap: n gaps of gap / n
+                    gap = (now - last_token) / len(item.token_ids)
+                    for _ in item.token_ids:
+                        metrics.inter_token.observe(gap)
                 last_token = now
                 yield pb.TokenDelta(text=item.text, token_ids=item.token_ids)
                 for index, sentence in gen.splitter.feed(item.text):

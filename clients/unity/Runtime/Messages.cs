@@ -314,7 +314,10 @@ namespace NpcRuntime
     }
 
     /// <summary>
-    /// New text of the reply; empty when a token completes no printable character yet.
+    /// New text of the reply and the tokens that made it; the text is empty when they complete
+    /// no printable character yet. A reply's first token comes alone, at once; later ones come
+    /// merged, an event about every 20 ms (the engine's stream interval), and more tokens to an
+    /// event when the reader falls behind: a stream costs per event, not per token.
     /// </summary>
     public sealed partial class TokenDelta
     {
