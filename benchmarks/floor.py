@@ -1,6 +1,6 @@
 """The per-token floor: what the daemon costs per token when the model costs almost nothing.
 
-    python benchmarks/floor.py [--tokens 128] [--npcs 8] [--dtype float32]
+    python benchmarks/floor.py [--tokens 128] [--npcs 8] [--dtype auto]
 
 Builds a tiny random Llama (2 layers, hidden size 64: almost no arithmetic) with the
 embedded tokenizer and a cast of untrained blocks, starts `npc-runtime serve` on it and
@@ -68,7 +68,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def rates(address: str, npcs: int, tokens: int) -> tuple[float, float]:
+async def rates(address: str, npcs: int, tokens: int) -> tuple[float, float, float]:
+    """Tokens/s of one NPC alone and of `npcs` at once, and the latter's tokens per event."""
     from npc_runtime.client import AsyncNpcClient
 
     sampling = {"max_tokens": tokens, "seed": 1}  # a random model rarely ends a turn
@@ -81,28 +82,29 @@ async def rates(address: str, npcs: int, tokens: int) -> tuple[float, float]:
             except Exception:
                 await asyncio.sleep(1)
 
-        async def one(i: int, tag: str) -> int:
-            count = 0
+        async def one(i: int, tag: str) -> tuple[int, int]:
+            count = events = 0
             async for event in client.speak(f"npc{i}", "Hello!", session_id=f"{tag}{i}",
                                             sampling=sampling):  # fmt: skip
                 count += len(event.token.token_ids)
-            return count
+                events += event.HasField("token")
+            return count, events
 
         await one(0, "warm")
         t = time.perf_counter()
-        alone = await one(0, "alone")
+        alone, _ = await one(0, "alone")
         single = alone / (time.perf_counter() - t)
         t = time.perf_counter()
         counts = await asyncio.gather(*(one(i, "many") for i in range(npcs)))
-        many = sum(counts) / (time.perf_counter() - t)
-    return single, many
+        many = sum(c for c, _ in counts) / (time.perf_counter() - t)
+    return single, many, sum(c for c, _ in counts) / sum(e for _, e in counts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--npcs", type=int, default=8)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="auto")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,14 +115,16 @@ def main() -> None:
         command += ["--no-bridge", "--dtype", args.dtype]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            single, many = asyncio.run(rates(f"127.0.0.1:{port}", args.npcs, args.tokens))
+            single, many, per_event = asyncio.run(
+                rates(f"127.0.0.1:{port}", args.npcs, args.tokens)
+            )
         finally:
             server.terminate()
             server.wait(30)
     print(
         f"per-token floor (tiny 2-layer model, {args.dtype}, through gRPC): one NPC "
         f"{single:.0f} tokens/s (target >= 500) | {args.npcs} NPCs at once {many:.0f} tokens/s,"
-        f" {many / single:.1f}x one (target >= 4x)"
+        f" {many / single:.1f}x one (target >= 4x), {per_event:.1f} tokens an event"
     )
 
 

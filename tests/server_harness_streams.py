@@ -35,7 +35,7 @@ class StreamWatcher(threading.Thread):
                     if kind == "started":
                         self.request_id = event.started.request_id
                     elif kind == "token":
-                        self.tokens += 1
+                        self.tokens += len(event.token.token_ids)
                     elif kind == "final":
                         self.final = event.final
                     self.cond.notify_all()

@@ -25,7 +25,8 @@ namespace NpcRuntime
             SessionId = sessionId;
         }
 
-        /// <summary>A token delta of the reply, as it is generated.</summary>
+        /// <summary>New text of the reply: its first token at once, then what was generated
+        /// since, about every 20 ms. Concatenated, the texts make the reply.</summary>
         public event Action<string> OnToken;
         /// <summary>A sentence of the reply, when it completes.</summary>
         public event Action<Sentence> OnSentence;

@@ -81,7 +81,8 @@ namespace NpcRuntime.Tests
             Assert.AreSame(final, completed);
             Assert.AreEqual("FINISH_REASON_LENGTH", final.FinishReason);
             Assert.AreEqual(MaxTokens, final.CompletionTokens);
-            Assert.AreEqual(MaxTokens, tokens.Count);
+            // The first token alone, later ones merged (the engine's stream interval).
+            Assert.That(tokens.Count, Is.InRange(1, MaxTokens));
             Assert.IsTrue(final.Stored);
             Assert.AreEqual(string.Concat(tokens).Trim(), final.Text);
             Assert.AreEqual("Brann Ironhand", reply.NpcName);
@@ -315,7 +316,7 @@ namespace NpcRuntime.Tests
                 }
                 Assert.IsTrue(reply.IsDone);
                 Assert.IsNull(reply.Error);
-                Assert.AreEqual(MaxTokens, threads.Count);
+                Assert.That(threads.Count, Is.InRange(1, MaxTokens));
                 Assert.IsTrue(threads.All(t => t == thread));
             }
         }
