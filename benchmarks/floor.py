@@ -4,16 +4,20 @@
 
 Builds a tiny random Llama (2 layers, hidden size 64: almost no arithmetic) with the
 embedded tokenizer and a cast of untrained blocks, starts `npc-runtime serve` on it and
-streams replies over gRPC: one NPC alone, then --npcs NPCs at once. Every token is a
-Token event through the whole path (engine step, sampling, detokenising, stop strings,
-sentence splitting, the gRPC stream), so the rates are the daemon's own ceiling. Targets
+streams replies over gRPC: one NPC alone, then --npcs NPCs at once. Every token takes
+the whole path (engine step, sampling, detokenising, stop strings, sentence splitting,
+the gRPC stream), so the rates are the daemon's own ceiling. Targets
 (issue 12): one NPC at 500 tokens/s or more, 8 NPCs at 4x the rate of one or more.
 
 The requests sample with the defaults (temperature 0.8, top-p 0.95, repetition penalty
 1.1) from a nearly flat distribution over the 49k-token vocabulary, the worst case for
-top-p: the nucleus holds most of the vocabulary. On a 2-core AVX2 CPU, one NPC is bound by
-the forward (3-5 ms a step, most of it the 64 x 49k output projection and per-op
-dispatch), not by sampling (engine/sampling.py: a few passes over each row, no sort).
+top-p: the nucleus holds most of the vocabulary. A reply's tokens reach its stream every
+20 ms (EngineConfig.stream_interval_s), several to a Token event, so the daemon's work per
+event (gRPC write, service, metrics) is no longer paid per token; what is left bounds the
+8-NPC rate: an 8-row step takes 3-3.5 ms in int8 (in-process), of which the 64 x 49k
+output head 1.2 ms (the int8 kernel reads the weights once per 4 rows: 0.2-0.3 ms for
+one) and sampling 1 ms (a few passes over each 49k row: 0.27 ms for one). A second
+OpenMP thread costs more than it gives at these sizes (EngineConfig.light_step_flops).
 """
 
 from __future__ import annotations
