@@ -95,14 +95,15 @@ async def generate(
                 if not isinstance(item, TokenDelta):
                     gen.final = item
                     continue
-                now = time.perf_counter()
-                if last_token is None:
-                    metrics.ttft.observe(now - started)
-                else:  # a delta of n tokens after a gap: n gaps of gap / n
-                    gap = (now - last_token) / len(item.token_ids)
-                    for _ in item.token_ids:
-                        metrics.inter_token.observe(gap)
-                last_token = now
+                if item.token_ids:  # not the text a finished reply had held back
+                    now = time.perf_counter()
+                    if last_token is None:
+                        metrics.ttft.observe(now - started)
+                    else:  # a delta of n tokens after a gap: n gaps of gap / n
+                        gap = (now - last_token) / len(item.token_ids)
+                        for _ in item.token_ids:
+                            metrics.inter_token.observe(gap)
+                    last_token = now
                 yield pb.TokenDelta(text=item.text, token_ids=item.token_ids)
                 for index, sentence in gen.splitter.feed(item.text):
                     yield pb.Sentence(index=index, text=sentence)
