@@ -273,6 +273,7 @@ def _serve_config(args):
         bridge_origins=tuple(args.bridge_origin),
         bridge_max_connections=args.bridge_max_connections,
         stream_idle_seconds=args.stream_idle_seconds,
+        stream_interval_seconds=args.stream_interval_seconds,
         lore=Path(args.lore) if args.lore else None,
         service=ServiceConfig(
             max_text_bytes=args.max_text_bytes,

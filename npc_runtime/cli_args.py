@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         "client its connection (default 60)",
     )
     p.add_argument(
+        "--stream-interval-seconds",
+        type=float,
+        default=0.02,
+        help="a reply's tokens reach its stream at most this often, several to a token "
+        "event; its first token comes at once (0: every decode step; default 0.02)",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         help="serve Prometheus /metrics on this port (0: a free one; default: no metrics)",

@@ -128,6 +128,24 @@ def test_cancel_by_request_id_and_by_disconnect_store_nothing(server, client):
     assert client.list_sessions().sessions == []
 
 
+def test_the_stream_interval_paces_token_events(tmp_path, trained_cast_dir, tiny_base):
+    """serve's stream interval reaches the engine: at one second, a 12-token reply is its
+    first token alone, then the rest with the end (one more event a second at most)."""
+    config = server_config(trained_cast_dir, tmp_path, tiny_base, stream_interval_seconds=1.0)
+    running = ServerThread(config).start()
+    try:
+        with running.client() as c:
+            events = list(c.speak("brann", "Hi!", session_id="paced", sampling=SHORT))
+    finally:
+        running.stop()
+    tokens = [e for e in events if e.HasField("token")]
+    assert len(tokens[0].token.token_ids) == 1
+    assert sum(len(e.token.token_ids) for e in tokens) == events[-1].final.completion_tokens
+    assert len(tokens) <= 2 + int(events[-1].elapsed_seconds)
+    with pytest.raises(ValueError, match="stream_interval_seconds"):
+        server_config(trained_cast_dir, tmp_path, tiny_base, stream_interval_seconds=1.5)
+
+
 def test_register_npc_while_another_stream_runs(server, client, tmp_path):
     """The registration's slow parts (embedding, saving) are held until the running
     stream has produced more tokens: they can only finish if it was not stalled."""

@@ -67,6 +67,9 @@ class ServerConfig:
     # A stream (or bridge connection) whose client reads nothing for this long is ended,
     # so a client that stops reading cannot hold a session, a stream slot or memory.
     stream_idle_seconds: float = 60.0
+    # A reply's tokens reach its stream at most this often, merged (its first token and
+    # its end at once): engine/tickets.py. 0: every decode step's.
+    stream_interval_seconds: float = 0.02
     max_rpcs: int = 256  # gRPC calls in progress at once, over all connections
     service: ServiceConfig = ServiceConfig()
     grace_seconds: float = 5.0
@@ -78,6 +81,8 @@ class ServerConfig:
             raise ValueError("bridge_max_connections and max_rpcs must be at least 1")
         if not self.stream_idle_seconds > 0:
             raise ValueError("stream_idle_seconds must be more than 0")
+        if not 0 <= self.stream_interval_seconds <= 1:
+            raise ValueError("stream_interval_seconds must be between 0 and 1")
 
     @property
     def lore_folder(self) -> Path | None:

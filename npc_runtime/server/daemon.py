@@ -130,7 +130,11 @@ class Daemon:
         limits = config.service
         engine = Engine(
             cast,
-            EngineConfig(max_active=min(16, limits.max_streams), max_queued=limits.max_streams),
+            EngineConfig(
+                max_active=min(16, limits.max_streams),
+                max_queued=limits.max_streams,
+                stream_interval_s=config.stream_interval_seconds,
+            ),
         )
         await engine.start()
         self._engine = engine
