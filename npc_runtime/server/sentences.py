@@ -5,9 +5,10 @@ once the next character is whitespace, or at a line break. Waiting for that whit
 keeps "3.5" and "..." whole; abbreviations such as "Mr." are cut, which costs a TTS
 voice a short pause and nothing more.
 
-Each token is scanned once: a search starts where the last one could still be completed
-(the trailing run of end marks and closing quotes), so a long reply without a sentence
-end costs linear time, not quadratic.
+Each token is scanned and copied once: a search sees only the text from where the last
+one could still be completed (the trailing run of end marks and closing quotes), the
+text before it is held in pieces, so a long reply without a sentence end costs linear
+time, not quadratic.
 """
 
 from __future__ import annotations
@@ -20,38 +21,39 @@ _MARKS = frozenset(".!?…\"'”’)]")  # a run of these may end a sentence onc
 
 class SentenceSplitter:
     def __init__(self) -> None:
-        self._buffer = ""
-        self._scan = 0  # no sentence end starts before this offset in _buffer
-        self._emitted = ""  # everything handed out so far, as generated
+        self._held: list[str] = []  # the unfinished sentence, up to where no end can start
+        self._tail = ""  # the rest of it: the only text a search must still see
+        self._emitted: list[str] = []  # everything handed out so far, as generated
         self.count = 0
 
     def feed(self, text: str) -> list[tuple[int, str]]:
         """Add generated text; the sentences it completes, (index, stripped text)."""
-        self._buffer += text
+        self._tail += text
         out = []
-        while match := _END.search(self._buffer, self._scan):
+        while match := _END.search(self._tail):
             cut = match.end()
-            sentence = self._buffer[:cut].strip()
-            self._emitted += self._buffer[:cut]
-            self._buffer = self._buffer[cut:]
-            self._scan = 0
-            if sentence:
+            whole = "".join(self._held) + self._tail[:cut]
+            self._held, self._tail = [], self._tail[cut:]
+            self._emitted.append(whole)
+            if sentence := whole.strip():
                 out.append((self.count, sentence))
                 self.count += 1
-        scan = len(self._buffer)
-        while scan > 0 and self._buffer[scan - 1] in _MARKS:
-            scan -= 1
-        self._scan = scan
+        keep = len(self._tail)
+        while keep > 0 and self._tail[keep - 1] in _MARKS:
+            keep -= 1
+        if keep:
+            self._held.append(self._tail[:keep])
+            self._tail = self._tail[keep:]
         return out
 
     def finish(self, final_text: str) -> list[tuple[int, str]]:
         """The rest of the reply, given its final text (which the engine may have trimmed
         of a stop string): only what was not handed out already."""
-        rest = self._buffer
-        if final_text.startswith(self._emitted.lstrip()):
-            rest = final_text[len(self._emitted.lstrip()) :]
-        self._buffer = ""
-        self._scan = 0
+        rest = "".join(self._held) + self._tail
+        emitted = "".join(self._emitted).lstrip()
+        if final_text.startswith(emitted):
+            rest = final_text[len(emitted) :]
+        self._held, self._tail = [], ""
         sentence = rest.strip()
         if sentence:
             self.count += 1
