@@ -164,10 +164,10 @@ class EngineConfig:
     rest on all of torch's threads (see engine/threads.py; 0: always all). A reply's tokens
     reach its stream at most every stream_interval_s seconds, as one delta (its first token
     and its end at once): far below what a player can see, it spares a stream the per-event
-    work of every token (0: every step). backend 'auto'
-    picks the engine's own forward for Llama-family models and plain transformers for any
-    other architecture. kernel names the CPU matmul kernel; one that
-    cannot run here is replaced by one that can (logged), never a crash.
+    work of every token (0: every step; engine/tickets.py). backend 'auto' picks the
+    engine's own forward for Llama-family models and plain transformers for any other
+    architecture. kernel names the CPU matmul kernel; one that cannot run here is replaced
+    by one that can (logged), never a crash.
     """
 
     max_active: int = 16
@@ -189,7 +189,11 @@ class EngineConfig:
             raise ValueError("max_active must be at least 1 and max_queued at least 0")
         if self.step_tokens <= self.max_active:
             raise ValueError("step_tokens must exceed max_active (room for prompt chunks)")
-        if self.light_step_flops < 0 or not 0 <= self.stream_interval_s <= 1:
-            raise ValueError("light_step_flops must be at least 0, stream_interval_s in [0, 1]")
+        if self.light_step_flops < 0:
+            raise ValueError("light_step_flops must be at least 0")
+        if not 0 <= self.stream_interval_s <= 1:
+            raise ValueError(
+                f"the stream interval must be 0 to 1 seconds, not {self.stream_interval_s:g}"
+            )
         if self.prefill_chunk < 1 or self.max_context < 16 or self.cache_budget_bytes < 0:
             raise ValueError("prefill_chunk, max_context and cache_budget_bytes out of range")

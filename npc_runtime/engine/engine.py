@@ -16,9 +16,9 @@ INVALID_ARGUMENT (sampling out of range, or a profile longer than the context),
 ALREADY_EXISTS (that request_id is in flight), RESOURCE_EXHAUSTED (max_active + max_queued
 requests in flight), UNAVAILABLE (engine not started). The stream then yields TokenDeltas
 (a delta's text may be empty while a character is incomplete or might begin a stop string)
-and ends with a FinalResult; the deltas' texts add up to the result's text. A delta holds
-the tokens made since the reader last asked: one while it keeps up with the model, several
-when it falls behind (tickets.py says why).
+and ends with a FinalResult; the deltas' texts add up to the result's text. The first
+delta holds the first token; each later one the tokens made since the one before: about
+stream_interval_s of them, more when the reader falls behind (tickets.py says why).
 cancel() frees the request's capacity at once and its slot before the next decode step;
 its stream ends with finish_reason 'cancelled'. Leaving the stream early (break, aclose)
 cancels too. run_exclusive is how the cast may change under a running engine (register or

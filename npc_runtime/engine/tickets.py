@@ -1,12 +1,12 @@
 """Where a request's output waits between the decode thread and its reader.
 
-The decode thread hands results to the event loop in one call, at most every
-EngineConfig.stream_interval_s; each request's Ticket holds them until its stream asks,
-and hands over everything that has come since in one take, a run of token deltas merged
-into one. A reader that keeps up gets a delta per
-token; one that falls behind gets fewer, larger ones, so its per-event costs (a gRPC
-write, a WebSocket frame) fall as the load grows instead of adding to it. vLLM's output
-collector merges a slow reader's outputs the same way.
+The decode thread hands results to the event loop in one call, a reply's first token and
+its end at once, the rest at most every EngineConfig.stream_interval_s; each request's
+Ticket holds them until its stream asks, and hands over everything that has come since in
+one take, a run of token deltas merged into one. So a stream's per-event costs (a gRPC
+write, a WebSocket frame) are paid once an interval, not once a token, and a reader that
+falls behind gets its backlog as one delta instead of falling further behind (vLLM's
+output collector merges a slow reader's outputs the same way).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.api import EngineConfig
 from .auth import AuthPolicy
 
 DEFAULT_PORT = 50051
@@ -81,8 +82,8 @@ class ServerConfig:
             raise ValueError("bridge_max_connections and max_rpcs must be at least 1")
         if not self.stream_idle_seconds > 0:
             raise ValueError("stream_idle_seconds must be more than 0")
-        if not 0 <= self.stream_interval_seconds <= 1:
-            raise ValueError("stream_interval_seconds must be between 0 and 1")
+        # The engine's rule, checked now: before the model loads, not after.
+        EngineConfig(stream_interval_s=self.stream_interval_seconds)
 
     @property
     def lore_folder(self) -> Path | None:
