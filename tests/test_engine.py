@@ -226,19 +226,26 @@ def test_light_steps_compute_on_one_thread_and_heavy_ones_on_all(cast):
 
 
 def test_a_reply_streams_its_first_token_at_once_and_the_rest_each_interval(cast):
-    """The first token comes alone; later ones are handed over at most once per
-    stream_interval_s (and with the end), merged into one delta that keeps their ids."""
+    """The first token comes alone, also when the last handover was just now (the second
+    reply); later ones are handed over at most once per stream_interval_s (and with the
+    end), merged into one delta that keeps their ids."""
     sampling = SamplingParams(max_tokens=12, min_tokens=12, temperature=0.0)
 
     async def body(engine):
-        started = asyncio.get_running_loop().time()
-        items = await collect(engine, request("r", sampling=sampling))
-        return items, asyncio.get_running_loop().time() - started
+        replies = []
+        for rid in ("first", "second"):
+            started = asyncio.get_running_loop().time()
+            items = await collect(engine, request(rid, sampling=sampling))
+            replies.append((items, asyncio.get_running_loop().time() - started))
+        return replies
 
-    items, elapsed = run(cast, EngineConfig(stream_interval_s=1.0), body)
-    result, deltas = final(items), items[:-1]
-    assert len(deltas[0].token_ids) == 1
-    assert sum(len(d.token_ids) for d in deltas) == result.completion_tokens == 12
-    assert len(deltas) <= 2 + int(elapsed)  # the first, the end, one a second at most
-    every_step = run(cast, EngineConfig(stream_interval_s=0.0), body)[0]
-    assert final(every_step).text == result.text
+    replies = run(cast, EngineConfig(stream_interval_s=1.0), body)
+    for items, elapsed in replies:
+        result, deltas = final(items), items[:-1]
+        assert len(deltas[0].token_ids) == 1
+        assert sum(len(d.token_ids) for d in deltas) == result.completion_tokens == 12
+        assert len(deltas) <= 2 + int(elapsed)  # the first, the end, one a second at most
+    every_step = run(cast, EngineConfig(stream_interval_s=0.0), body)
+    assert [final(items).text for items, _ in every_step] == [
+        final(items).text for items, _ in replies
+    ]
