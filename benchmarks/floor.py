@@ -16,8 +16,9 @@ top-p: the nucleus holds most of the vocabulary. A reply's tokens reach its stre
 event (gRPC write, service, metrics) is no longer paid per token; what is left bounds the
 8-NPC rate: an 8-row step takes 3-4 ms in int8 (in-process), of which the 64 x 49k
 output head 1.2 ms (the int8 kernel reads the weights once per 4 rows: 0.2-0.3 ms for
-one) and sampling 1 ms (a few passes over each 49k row: 0.27 ms for one). A second
-OpenMP thread costs more than it gives at these sizes (EngineConfig.light_step_flops).
+one) and sampling 1 ms (a few passes over each 49k row: 0.27 ms for one). Steps run on
+all of torch's threads: with the OpenMP pools of other threads out of the way
+(engine/threads.py), a second thread no longer costs more than it gives at these sizes.
 """
 
 from __future__ import annotations

@@ -19,11 +19,16 @@ from .cli_args import build_parser, train_config  # noqa: E402
 
 def _load(args, training: bool = False):
     from .base_model import resolve_dtype
+    from .engine.threads import in_passing_thread
     from .neeko.store import load_cast
 
     dtype = resolve_dtype(args.dtype, args.device, training=training)
     _say(f"loading {args.cast} and its base model ({dtype})...")
-    return load_cast(args.cast, base=args.base, device=args.device, dtype=dtype)
+    # in a thread that ends with the loading, so that an engine started after it has the
+    # cores' OpenMP threads to itself (see engine/threads.py)
+    return in_passing_thread(
+        lambda: load_cast(args.cast, base=args.base, device=args.device, dtype=dtype)
+    )
 
 
 def _say(line: str) -> None:

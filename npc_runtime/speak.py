@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from .engine import Engine, EngineConfig, FinalResult, GenerationRequest, SamplingParams, Voice
+from .engine.threads import leave_cores_to_engine
 from .neeko.cast import Cast
 from .neeko.prompt import Turn
 
@@ -26,6 +27,7 @@ class LocalEngine:
         self._loop = asyncio.new_event_loop()
         self.engine = Engine(cast, config or EngineConfig(max_active=4))
         self._loop.run_until_complete(self.engine.start())
+        self._give_back_cores = leave_cores_to_engine()
         self._count = 0
 
     def generate(
@@ -53,6 +55,7 @@ class LocalEngine:
     def close(self) -> None:
         self._loop.run_until_complete(self.engine.stop())
         self._loop.close()
+        self._give_back_cores()
 
     def __enter__(self) -> LocalEngine:
         return self

@@ -161,13 +161,13 @@ class EngineConfig:
     streams by one such step at a time; with nothing streaming, prompts go in chunks of
     prefill_chunk. cache_budget_bytes is the prefix cache's share of memory (0 turns it
     off). Steps whose matmul work is under light_step_flops compute on one thread, the
-    rest on all of torch's threads (see engine/threads.py; 0: always all). A reply's tokens
-    reach its stream at most every stream_interval_s seconds, as one delta (its first token
-    and its end at once): far below what a player can see, it spares a stream the per-event
-    work of every token (0: every step; engine/tickets.py). backend 'auto' picks the
-    engine's own forward for Llama-family models and plain transformers for any other
-    architecture. kernel names the CPU matmul kernel; one that cannot run here is replaced
-    by one that can (logged), never a crash.
+    rest on all of torch's threads (see engine/threads.py; 0, the default: always all). A
+    reply's tokens reach its stream at most every stream_interval_s seconds, as one delta
+    (its first token and its end at once): far below what a player can see, it spares a
+    stream the per-event work of every token (0: every step; engine/tickets.py). backend
+    'auto' picks the engine's own forward for Llama-family models and plain transformers
+    for any other architecture. kernel names the CPU matmul kernel; one that cannot run
+    here is replaced by one that can (logged), never a crash.
     """
 
     max_active: int = 16
@@ -177,7 +177,7 @@ class EngineConfig:
     step_tokens: int = 128
     prefill_chunk: int = 512
     cache_budget_bytes: int = 512 * 2**20
-    light_step_flops: float = 1e9
+    light_step_flops: float = 0
     stream_interval_s: float = 0.02
     backend: Literal["auto", "llama", "transformers"] = "auto"
     # The projections' matmul kernel on CPU (see engine/kernels.py): 'auto' takes the

@@ -61,7 +61,7 @@ from .api import (
 )
 from .runner import Blend, Runner, TransformersRunner
 from .scheduler import Scheduler, Sequence
-from .threads import StepThreads, matmul_flops_per_token
+from .threads import StepThreads, in_passing_thread, matmul_flops_per_token
 from .tickets import Ticket
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,9 @@ class Engine:
         self.device = next(cast.model.parameters()).device
         model_limit = getattr(cast.model.config, "max_position_embeddings", None)
         self.context = min(self.config.max_context, model_limit or self.config.max_context)
-        self.runner = make_runner(cast, self.config, self.context)
+        # packing the weights computes in parallel: in a thread that ends with it, so the
+        # decode thread's OpenMP pool is the only one (see threads.py)
+        self.runner = in_passing_thread(lambda: make_runner(cast, self.config, self.context))
         self.scheduler = Scheduler(
             self.runner,
             cast.tokenizer,
@@ -267,6 +269,12 @@ class Engine:
             return False
         self._post("cancel", request_id)
         return True
+
+    @property
+    def cores(self) -> int:
+        """The threads a heavy decode step computes on (torch's count where the engine
+        was made): what other work that should use every core asks for."""
+        return self.scheduler.threads.most
 
     async def run_exclusive(self, fn: Callable[[], T]) -> T:
         if self._thread is None:

@@ -10,13 +10,16 @@ import os
 import signal
 import socket
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..engine import Engine, EngineConfig
+from ..engine.threads import leave_cores_to_engine, passing_future, set_threads
 from ..neeko.lore import load_lore
 from ..neeko.store import load_cast, verify_cast
 from ..sessions import SessionStore
@@ -106,10 +109,19 @@ class Daemon:
         self._metrics_http = None
         self._redact: RedactSecrets | None = None
         self._lock = DataDirLock(config.data_dir)
+        self._give_back_cores = lambda: None
 
     async def start(self) -> None:
-        """Load everything, then listen; raises before listening if anything is wrong."""
+        """Load everything, then listen; raises before listening if anything is wrong.
+
+        Only the engine's decode thread computes on every core while serving (see
+        engine/threads.py): the model loads in a thread that ends with it, and the event
+        loop and its worker threads compute on one thread each."""
         config = self.config
+        cores = torch.get_num_threads()
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(initializer=set_threads, initargs=(1,))
+        )
         config.auth.check_bind(config.host)
         self._redact = redact_root_handlers(
             (config.auth.token or "", config.auth.admin_token or "")
@@ -122,11 +134,11 @@ class Daemon:
         _make_private(config.data_dir)
         self._store = SessionStore(config.sessions_path)
         log.info("loading cast %s", config.cast)
-        cast = await asyncio.to_thread(
-            load_cast, config.cast, config.base, config.device, config.dtype
+        cast = await passing_future(
+            lambda: load_cast(config.cast, config.base, config.device, config.dtype), cores
         )
-        await asyncio.to_thread(lambda: cast.encoder)  # so the first RegisterNpc is quick
-        lore = await asyncio.to_thread(load_lore, config.lore_folder, cast.encoder)
+        await passing_future(lambda: cast.encoder, cores)  # so the first RegisterNpc is quick
+        lore = await passing_future(lambda: load_lore(config.lore_folder, cast.encoder), cores)
         limits = config.service
         engine = Engine(
             cast,
@@ -138,6 +150,7 @@ class Daemon:
         )
         await engine.start()
         self._engine = engine
+        self._give_back_cores = leave_cores_to_engine()
         self.service = NpcService(
             cast, engine, self._store, limits, engine.config.max_tokens_limit, lore
         )
@@ -215,6 +228,7 @@ class Daemon:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         log.info("stopped")
+        self._give_back_cores()
         self._lock.release()
         if self._redact is not None:
             remove_from_root_handlers(self._redact)

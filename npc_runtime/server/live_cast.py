@@ -2,7 +2,7 @@
 
 Every change of what the engine reads (the NPC table, the blocks in the layers) happens
 in `engine.run_exclusive`, between two decode steps; everything slow happens outside it:
-profile embeddings and training in worker threads, saving in a worker thread.
+profile embeddings and saving in worker threads, training in a thread of its own.
 
 Expansion trains a block that the engine cannot see yet: the block is added to the
 layers (`cast.neeko`) only, not to `cast.blocks` or `cast.npcs`, so no NPC can route to
@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from ..engine.threads import passing_future
 from ..neeko.cast import KIND_BLOCK, KIND_FUSED, Block, Cast, CastError, Npc
 from ..neeko.config import TrainConfig
 from ..neeko.names import same_name
@@ -178,7 +179,8 @@ class LiveCast:
                 check=check,
             )
 
-        future = loop.run_in_executor(None, run)
+        # On every core, in a thread that ends with the training (see engine/threads.py)
+        future = passing_future(run, self.engine.cores)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
