@@ -7,7 +7,8 @@ Builds the model once from the config (random bfloat16 weights, nothing download
 under $NPC_RUNTIME_CACHE/bench), then, in a fresh process, loads it at --dtype, adds one
 LoRA block per NPC (rank 8 on q, k, v, o, like `train`), serves the NPCs at once through
 the engine and prints the process's RSS after loading, after the engine is built and while
-serving, and its peak (VmHWM, loading included). Target for Qwen2.5-1.5B at int8 with 8
+serving, and its peak (VmHWM, loading included: int8 and int4 read one weight at a time,
+so the peak is no longer the float model's size). Target for Qwen2.5-1.5B at int8 with 8
 NPCs: at most 2.5 GB while serving.
 """
 

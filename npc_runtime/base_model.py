@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,26 +179,60 @@ def load_base(
     dtype = resolve_dtype(dtype, device)
     path = resolve_base(base)
     folder = hf_folder(path)
-    # int8/int4 quantise from the checkpoint's own dtype: no float32 copy of a bfloat16 file
-    load_as = "auto" if dtype in _QUANTIZED else parse_dtype(dtype)
+    tokenizer = load_tokenizer(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_as, **NO_HUB_KERNELS)
+        loaded = (
+            _load_quantized(folder, _QUANTIZED[dtype], tokenizer) if dtype in _QUANTIZED else None
+        )
+        if loaded is None:
+            # int8/int4 quantise from the checkpoint's own dtype: no float32 copy of it
+            load_as = "auto" if dtype in _QUANTIZED else parse_dtype(dtype)
+            model, info = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=load_as, output_loading_info=True, **NO_HUB_KERNELS
+            )
+            if info["missing_keys"]:  # transformers would start them from random values
+                missing = sorted(info["missing_keys"])
+                raise BaseModelError(
+                    f"cannot load base model {path}: the checkpoint lacks {len(missing)} "
+                    f"of the model's weights ({', '.join(missing[:3])}, ...)"
+                )
+            loaded = model, fingerprint(model, tokenizer)
+            if dtype in _QUANTIZED:
+                from .quant import quantize_model
+
+                quantize_model(model, _QUANTIZED[dtype])
     except (OSError, ValueError) as exc:
         raise BaseModelError(f"cannot load base model {path}: {exc}") from exc
+    model, print_ = loaded
     model.to(device)
     model.eval()
     model.requires_grad_(False)
-    tokenizer = load_tokenizer(path)
-    print_ = fingerprint(model, tokenizer)
-    if dtype in _QUANTIZED:
-        from .quant import quantize_model
-
-        quantize_model(model, _QUANTIZED[dtype])
     name = DEFAULT_BASE_NAME if base is None else path.stem if path.is_file() else path.name
     return BaseModel(model, tokenizer, path, name, print_, dtype)
 
 
-def fingerprint(model: torch.nn.Module, tokenizer) -> dict:
+def _load_quantized(folder: Path, bits: int, tokenizer) -> tuple[torch.nn.Module, dict] | None:
+    """The model quantised as its weights are read, one at a time (checkpoint.py), and its
+    fingerprint; None where the folder's safetensors do not name every parameter the
+    model has (then transformers loads it whole, and it is quantised after)."""
+    from .checkpoint import Checkpoint, skeleton
+    from .quant import quantize_model
+
+    try:
+        checkpoint = Checkpoint(folder)
+    except FileNotFoundError:
+        return None
+    model = skeleton(folder)
+    if not {name for name, _ in model.named_parameters()} <= checkpoint.names():
+        return None
+    print_ = fingerprint(model, tokenizer, checkpoint.__getitem__)
+    quantize_model(model, bits, checkpoint.__getitem__)
+    return model, print_
+
+
+def fingerprint(
+    model: torch.nn.Module, tokenizer, load: Callable[[str], torch.Tensor] | None = None
+) -> dict:
     """Identify a base model by its architecture, vocabulary and a probe of its weights.
 
     The probe is a few norms compared with a tolerance, so the same model loaded in
@@ -215,9 +250,19 @@ def fingerprint(model: torch.nn.Module, tokenizer) -> dict:
     digest = hashlib.sha256(json.dumps([arch, vocab]).encode()).hexdigest()
     probe = []
     params = dict(model.named_parameters())
+    load = load or params.__getitem__
     for name in sorted(params)[:: max(1, len(params) // 8)][:8]:
-        probe.append(round(float(params[name].detach().float().norm()), 4))
+        probe.append(round(_norm(load(name).detach()), 4))
     return {"arch": arch, "digest": digest, "probe": probe}
+
+
+def _norm(tensor: torch.Tensor, chunk: int = 2**22) -> float:
+    """The tensor's L2 norm, a chunk at a time: no float32 copy of a large embedding."""
+    flat = tensor.reshape(-1)
+    squares = sum(
+        float(flat[i : i + chunk].double().square().sum()) for i in range(0, flat.numel(), chunk)
+    )
+    return squares**0.5
 
 
 def fingerprint_mismatch(expected: dict, actual: dict) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -223,35 +224,58 @@ class Int8Embedding(nn.Module):
         return F.embedding(ids, self.qweight).float() * self.scales[ids].unsqueeze(-1)
 
 
-def quantize_model(model: nn.Module, bits: int = 8) -> None:
+def quantize_model(
+    model: nn.Module, bits: int = 8, load: Callable[[str], torch.Tensor] | None = None
+) -> None:
     """Replace, in place, the decoder's linear weights (by int8, or int4 where the shapes
     fit the kernel), the input embedding and the output head by int8 (a tied head shares
-    the embedding's int8 rows: the head is the most sensitive matrix, so it stays int8)."""
+    the embedding's int8 rows: the head is the most sensitive matrix, so it stays int8).
+
+    load(name) gives a parameter's float tensor by its name in the model; with it, the
+    model's parameters may be on the meta device (checkpoint.skeleton) and each is read,
+    quantised and dropped in turn. Without it, they are the model's own."""
+    own = dict(model.named_parameters())
+    load = load or own.__getitem__
+    names = {id(module): name for name, module in model.named_modules()}
+
+    def linear(module: nn.Module) -> nn.Linear:
+        """The module as a plain float nn.Linear (its weights loaded), to quantise."""
+        prefix = names[id(module)]
+        bias = load(f"{prefix}.bias") if module.bias is not None else None
+        float_linear = nn.Linear(module.in_features, module.out_features, device="meta")
+        float_linear.weight = nn.Parameter(load(f"{prefix}.weight"), requires_grad=False)
+        float_linear.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        return float_linear
+
     embed = model.get_input_embeddings()
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is embed.weight
-    q, scales = quantize_rows(embed.weight)
+    q, scales = quantize_rows(load(f"{names[id(embed)]}.weight"))
     model.set_input_embeddings(Int8Embedding(q, scales, embed.padding_idx))
     if head is not None:
-        new_head = Int8Linear(q, scales, head.bias) if tied else Int8Linear.from_linear(head)
+        bias = load(f"{names[id(head)]}.bias") if head.bias is not None else None
+        new_head = Int8Linear(q, scales, bias) if tied else Int8Linear.from_linear(linear(head))
         model.set_output_embeddings(new_head)
     inner = model.get_decoder() if hasattr(model, "get_decoder") else model
     for parent in list(inner.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
                 four = bits == 4 and int4_fits(child)
-                setattr(parent, name, (Int4Linear if four else Int8Linear).from_linear(child))
+                kind = Int4Linear if four else Int8Linear
+                setattr(parent, name, kind.from_linear(linear(child)))
+                _trim_heap()  # else the float weights' freed memory piles up: 1.3 GB at 1.5B
     model.config.tie_word_embeddings = False  # nothing for transformers to re-tie
     # The float weights were views of the checkpoint file, mapped into memory; the file
     # stays mapped (and counted in RSS) while any tensor of it lives, so the few float
     # tensors that remain (norms, biases) get memory of their own, in float32 whatever
     # the checkpoint's dtype: around the int8 matmuls everything computes in float32.
-    for module in model.modules():
-        for param in module.parameters(recurse=False):
-            param.data = param.data.to(torch.float32, copy=True)
-        for name, buf in module.named_buffers(recurse=False):
-            if buf.is_floating_point() and not name.startswith("scales"):
-                module._buffers[name] = buf.to(torch.float32, copy=True)
+    for prefix, module in model.named_modules():
+        for pname, _ in list(module.named_parameters(recurse=False)):
+            value = load(f"{prefix}.{pname}" if prefix else pname)
+            module._parameters[pname] = nn.Parameter(value.to(torch.float32, copy=True), False)
+        for bname, buf in module.named_buffers(recurse=False):
+            if buf.is_floating_point() and not bname.startswith("scales"):
+                module._buffers[bname] = buf.to(torch.float32, copy=True)
     _release_freed_memory()
 
 
@@ -259,6 +283,10 @@ def _release_freed_memory() -> None:
     """Give the float weights' freed heap back to the system (glibc keeps freed memory for
     reuse, so it would still count in RSS)."""
     gc.collect()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
